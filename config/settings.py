@@ -1,0 +1,156 @@
+"""Settings for every part of airoboros-bot, read from the environment and `.env`.
+
+Every variable starts with ``AIROBOROS_``; a section name follows, then the field, all joined by
+single underscores: ``AIROBOROS_REDIS_URL``, ``AIROBOROS_ENGINE_MAX_BATCH_SIZE``,
+``AIROBOROS_CHAT_SYSTEM_PROMPT``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SYSTEM_PROMPT = (
+    "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "
+    "accurate, uncensored responses to the user's input."
+)
+ENV_PREFIX = "AIROBOROS_"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded Valkey server and the demo model live unless told otherwise."""
+    return Path.home() / ".local" / "share" / "airoboros-bot"
+
+
+class RedisSettings(BaseModel):
+    """Where the job queue and the conversation store live."""
+
+    url: str | None = Field(
+        default=None,
+        description="redis:// URL of an existing Redis/Valkey; unset = start an embedded Valkey",
+    )
+    data_dir: Path | None = Field(
+        default=None, description="data directory of the embedded Valkey (AOF persistence)"
+    )
+    key_prefix: str = Field(default="airoboros", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class EngineSettings(BaseModel):
+    """The CTranslate2 worker and the job protocol."""
+
+    model_dir: Path | None = Field(
+        default=None, description="converted CTranslate2 model; unset = the built-in demo model"
+    )
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    device_index: list[int] = Field(default_factory=lambda: [0])
+    compute_type: str = Field(default="auto", pattern=r"^[a-z0-9_]+$")
+    inter_threads: int = Field(default=1, ge=1, le=16)
+    intra_threads: int = Field(default=0, ge=0, le=256)
+    max_batch_size: int = Field(default=16, ge=1, le=256)
+    batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    max_new_tokens: int = Field(default=512, ge=1, le=4096)
+    context_length: int = Field(default=2048, ge=64, le=65536)
+    temperature: float = Field(default=0.7, ge=0, le=5)
+    top_k: int = Field(default=40, ge=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    repetition_penalty: float = Field(default=1.1, ge=1, le=3)
+    job_timeout_s: float = Field(default=300.0, gt=0, description="deadline of one job")
+    first_chunk_timeout_s: float = Field(
+        default=60.0, gt=0, description="how long a reader waits for a worker to start"
+    )
+    reply_ttl_s: int = Field(default=900, ge=10, description="how long reply streams are kept")
+    claim_idle_ms: int = Field(default=30_000, ge=100, description="reclaim jobs idle this long")
+    max_deliveries: int = Field(default=3, ge=1, description="deliveries before dead-lettering")
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    health_ttl_s: int = Field(default=15, ge=1)
+
+
+class ChatSettings(BaseModel):
+    """How conversations are kept and prompted."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    default_mode: Literal["history", "no-history"] = "history"
+    max_prompt_chars: int = Field(default=20_000, ge=1, description="longest accepted question")
+    max_context_blocks: int = Field(default=32, ge=1)
+    history_ttl_s: int = Field(default=30 * 24 * 3600, ge=0, description="0 = keep forever")
+
+
+class DiscordSettings(BaseModel):
+    """The Discord bot (see README)."""
+
+    token: SecretStr | None = None
+    guild_ids: list[int] = Field(default_factory=list)
+    channel_ids: list[int] = Field(default_factory=list)
+    role_ids: list[int] = Field(default_factory=list)
+    allow_dms: bool = False
+    rate_limit_per_minute: int = Field(default=5, ge=0)
+
+
+class SlackSettings(BaseModel):
+    """The Slack app (see README)."""
+
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_base_url: str = "https://slack.com/api/"
+    team_ids: list[str] = Field(default_factory=list)
+    channel_ids: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=5, ge=0)
+
+
+class Settings(BaseSettings):
+    """All settings; see the README for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+
+    @property
+    def valkey_dir(self) -> Path:
+        """Data directory of the embedded Valkey server."""
+        return self.redis.data_dir or self.data_dir / "valkey"
+
+    @property
+    def demo_model_dir(self) -> Path:
+        """Where the built-in demo model is built and reused."""
+        return self.data_dir / "demo-model"
+
+
+class SettingsError(Exception):
+    """A setting has a wrong value; `str()` is one line naming the variable and what it needs."""
+
+
+def _env_name(loc: tuple[str | int, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + "_".join(parts).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a wrong value raises `SettingsError` with a one-line message.
+
+    The message names the variable and the expected form, and never echoes the value, so a
+    mistyped secret is not printed either.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        name = _env_name(tuple(first["loc"]))
+        raise SettingsError(f"{name}: {first['msg'].lower()}") from None

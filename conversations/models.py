@@ -1,0 +1,83 @@
+"""The data a conversation is made of: its key, mode, turns and context blocks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+
+class Mode(StrEnum):
+    """Whether earlier turns are sent to the model with a new question."""
+
+    HISTORY = "history"
+    NO_HISTORY = "no-history"
+
+
+@dataclass(frozen=True)
+class ConversationKey:
+    """Where a conversation lives: platform, workspace (guild / team), channel, thread."""
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str = ""
+
+    @property
+    def id(self) -> str:
+        """A stable string id, safe to use inside a Redis key."""
+        parts = (self.platform, self.workspace, self.channel, self.thread)
+        return ":".join(quote(p, safe="") for p in parts)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One finished exchange: the user's prompt and the assistant's answer."""
+
+    user: str
+    assistant: str
+
+    def to_json(self) -> str:
+        """Encode for storage."""
+        return json.dumps({"user": self.user, "assistant": self.assistant})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Turn:
+        """Decode from storage."""
+        data = json.loads(raw)
+        return cls(user=data["user"], assistant=data["assistant"])
+
+
+@dataclass(frozen=True)
+class ContextBlock:
+    """A document the user attached, with metadata lines (url, date, author, ...).
+
+    ``metadata`` keeps its insertion order; it becomes the ``key: value`` lines between
+    BEGINCONTEXT and ENDCONTEXT.
+    """
+
+    text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def to_json(self) -> str:
+        """Encode for storage."""
+        return json.dumps({"id": self.id, "text": self.text, "metadata": self.metadata})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ContextBlock:
+        """Decode from storage."""
+        data: dict[str, Any] = json.loads(raw)
+        return cls(text=data["text"], metadata=dict(data["metadata"]), id=data["id"])
+
+    @property
+    def label(self) -> str:
+        """A short human name for listings: file name, title, url or the first words."""
+        for key in ("file", "title", "url"):
+            if self.metadata.get(key):
+                return self.metadata[key]
+        words = " ".join(self.text.split()[:8])
+        return words[:60] or "(empty)"
