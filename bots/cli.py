@@ -1,0 +1,200 @@
+"""The ``airoboros-bot`` command line: chat, worker, prompt."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from bots.runtime import Runtime
+from bots.terminal import TerminalChat
+from config.settings import Settings, SettingsError, load_settings
+from conversations.errors import ChatError
+from conversations.models import ContextBlock, ConversationKey, Mode, Turn
+from conversations.prompt import fit_prompt
+from engine.demo_model import read_manifest
+from engine.errors import EngineError
+
+log = logging.getLogger("airoboros_bot")
+
+DEMO_BANNER = """\
+*** Demo model: random weights, so its answers are noise. ***
+To chat with airoboros-7b-gpt4, convert it once and point the bot at it:
+  pip install '.[convert]'
+  airoboros-bot convert /path/to/airoboros-7b-gpt4 ./models/airoboros-7b-gpt4-int8
+  export AIROBOROS_ENGINE_MODEL_DIR=./models/airoboros-7b-gpt4-int8"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airoboros-bot", description="Chat with airoboros-7b-gpt4 on CTranslate2."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = sub.add_parser("chat", help="chat in the terminal")
+    chat.add_argument("--temperature", type=float, default=None)
+    chat.add_argument("--max-new-tokens", type=int, default=None)
+    chat.add_argument("--no-history", action="store_true", help="send each question alone")
+    chat.add_argument("--model-dir", type=Path, default=None)
+    chat.add_argument("--multiline", action="store_true", help="an empty line ends a message")
+    chat.add_argument(
+        "--conversation", default="default", help="name of the stored conversation to continue"
+    )
+    chat.add_argument(
+        "--local-worker",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the engine in this process (default: yes unless AIROBOROS_REDIS_URL is set)",
+    )
+
+    worker = sub.add_parser("worker", help="run the engine worker")
+    worker.add_argument("--model-dir", type=Path, default=None)
+    worker.add_argument("--name", default=None, help="worker name (default: host-pid-random)")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if a worker on this host reported in recently, 1 otherwise",
+    )
+
+    prompt = sub.add_parser(
+        "prompt", help="print the exact prompt for a conversation (JSON on stdin)"
+    )
+    prompt.add_argument("--tokens", action="store_true", help="also print token counts")
+    prompt.add_argument("--model-dir", type=Path, default=None)
+    prompt.add_argument("--max-new-tokens", type=int, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``airoboros-bot`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"airoboros-bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level if args.command != "chat" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    commands = {"chat": _chat, "worker": _worker, "prompt": _prompt}
+    try:
+        return asyncio.run(commands[args.command](settings, args))
+    except (ChatError, EngineError) as exc:
+        print(f"airoboros-bot: {exc.user_message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = await Runtime(settings, model_dir_override=args.model_dir).open()
+    try:
+        local = args.local_worker if args.local_worker is not None else not settings.redis.url
+        if local:
+            worker = await runtime.start_local_worker()
+            engine_label = worker.generator.describe()
+            is_demo = worker.generator.is_demo
+        else:
+            workers = await runtime.engine_client().live_workers()
+            engine_label = f"{len(workers)} worker(s) at {runtime.redis_label}"
+            is_demo = _is_demo(runtime)
+        service = runtime.service()
+        key = ConversationKey("terminal", socket.gethostname(), args.conversation)
+        if args.no_history:
+            await service.set_mode(key, Mode.NO_HISTORY)
+        elif await service.get_mode(key) is Mode.NO_HISTORY:
+            await service.set_mode(key, Mode.HISTORY)
+        if is_demo:
+            print(DEMO_BANNER, file=sys.stderr)
+        print(f"Engine: {engine_label}.", file=sys.stderr)
+        chat = TerminalChat(
+            service,
+            key,
+            multiline=args.multiline,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+        )
+        return await chat.run()
+    finally:
+        await runtime.close()
+
+
+def _is_demo(runtime: Runtime) -> bool:
+    return bool(read_manifest(runtime.model_dir()).get("demo"))
+
+
+async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = await Runtime(settings, model_dir_override=args.model_dir).open()
+    try:
+        if args.check:
+            host = socket.gethostname()
+            names = await runtime.engine_client().live_workers()
+            alive = [n for n in names if n.startswith(f"{host}-") or n == args.name]
+            print(f"{len(alive)} live worker(s) on {host}", file=sys.stderr)
+            return 0 if alive else 1
+        if runtime.embedded:
+            log.warning(
+                "no AIROBOROS_REDIS_URL set: serving the embedded Valkey at %s", runtime.redis_url
+            )
+        generator = await asyncio.to_thread(runtime.generator)
+        worker = runtime.worker(generator, name=args.name)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+        return 0
+    finally:
+        await runtime.close()
+
+
+async def _prompt(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        data = json.load(sys.stdin)
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        turns = [Turn(t["user"], t["assistant"]) for t in data.get("turns", [])]
+        blocks = [
+            ContextBlock(
+                text=b["text"], metadata={str(k): str(v) for k, v in b.get("metadata", {}).items()}
+            )
+            for b in data.get("context", [])
+        ]
+        instruction = data["instruction"]
+        system = data.get("system", settings.chat.system_prompt)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ChatError(
+            f"Bad conversation JSON on stdin ({exc}); see README: `airoboros-bot prompt`."
+        ) from None
+    model_dir = args.model_dir or settings.engine.model_dir
+    runtime = Runtime(settings, model_dir_override=model_dir)
+    count = runtime.tokenizer().count
+    fitted = fit_prompt(
+        system=system,
+        history=turns,
+        question=instruction,
+        blocks=blocks,
+        count_tokens=count,
+        context_length=settings.engine.context_length,
+        max_new_tokens=args.max_new_tokens or settings.engine.max_new_tokens,
+    )
+    sys.stdout.write(fitted.text)
+    if args.tokens:
+        sys.stdout.write("\n")
+        print(
+            f"prompt tokens: {fitted.prompt_tokens}; window: {settings.engine.context_length}; "
+            f"budget left: {fitted.budget_left}; max new tokens: {fitted.max_new_tokens}; "
+            f"dropped turns: {fitted.dropped_turns}; omitted blocks: {len(fitted.omitted_blocks)}",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

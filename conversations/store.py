@@ -1,0 +1,127 @@
+"""The Redis conversation store: mode, turns and context blocks per conversation key.
+
+Layout (see config/keys.py): a hash with the conversation's settings, a list of finished turns
+(oldest first) and a list of context blocks (in the order added). With AOF persistence on the
+server, everything survives a restart of Redis.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from config.keys import Keys
+from conversations.models import ContextBlock, ConversationKey, Mode, Turn
+
+
+class ConversationStore:
+    """Reads and writes conversations in Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        default_mode: Mode = Mode.HISTORY,
+        max_turns: int = 200,
+        ttl_s: int = 0,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.default_mode = default_mode
+        self._max_turns = max_turns
+        self._ttl_s = ttl_s
+
+    def _all_keys(self, key: ConversationKey) -> list[str]:
+        cid = key.id
+        return [
+            self._keys.conversation(cid),
+            self._keys.conversation_turns(cid),
+            self._keys.conversation_context(cid),
+        ]
+
+    async def _touch(self, key: ConversationKey) -> None:
+        if self._ttl_s:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in self._all_keys(key):
+                    pipe.expire(name, self._ttl_s)
+                await pipe.execute()
+
+    # -- settings -----------------------------------------------------------------------------
+    async def get_mode(self, key: ConversationKey) -> Mode:
+        """The conversation's mode, or the default when never set."""
+        raw = await self._redis.hget(self._keys.conversation(key.id), "mode")
+        return Mode(raw) if raw else self.default_mode
+
+    async def set_mode(self, key: ConversationKey, mode: Mode) -> None:
+        """Switch between history and no-history."""
+        await self._redis.hset(self._keys.conversation(key.id), "mode", mode.value)
+        await self._touch(key)
+
+    async def get_meta(self, key: ConversationKey, name: str) -> str | None:
+        """A free-form setting of the conversation (title, last question, ...)."""
+        value = await self._redis.hget(self._keys.conversation(key.id), name)
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: ConversationKey, name: str, value: str) -> None:
+        """Store a free-form setting of the conversation."""
+        await self._redis.hset(self._keys.conversation(key.id), name, value)
+        await self._touch(key)
+
+    # -- turns --------------------------------------------------------------------------------
+    async def history(self, key: ConversationKey) -> list[Turn]:
+        """Finished turns, oldest first."""
+        raw = await self._redis.lrange(self._keys.conversation_turns(key.id), 0, -1)
+        return [Turn.from_json(item) for item in raw]
+
+    async def add_turn(self, key: ConversationKey, turn: Turn) -> None:
+        """Append a finished turn (the oldest beyond `max_turns` are dropped)."""
+        name = self._keys.conversation_turns(key.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(name, turn.to_json())
+            pipe.ltrim(name, -self._max_turns, -1)
+            await pipe.execute()
+        await self._touch(key)
+
+    async def pop_turn(self, key: ConversationKey) -> Turn | None:
+        """Remove and return the newest turn (for regenerating an answer)."""
+        raw = await self._redis.rpop(self._keys.conversation_turns(key.id))
+        return Turn.from_json(raw) if raw else None
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget the turns; mode and context blocks stay. Returns how many turns were dropped."""
+        name = self._keys.conversation_turns(key.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(name)
+            pipe.delete(name)
+            pipe.hdel(self._keys.conversation(key.id), "last_question")
+            count, *_ = await pipe.execute()
+        return int(count)
+
+    # -- context blocks -----------------------------------------------------------------------
+    async def add_block(self, key: ConversationKey, block: ContextBlock) -> int:
+        """Attach a context block; returns how many blocks the conversation now has."""
+        count = await self._redis.rpush(self._keys.conversation_context(key.id), block.to_json())
+        await self._touch(key)
+        return int(count)
+
+    async def blocks(self, key: ConversationKey) -> list[ContextBlock]:
+        """Context blocks in the order they were added."""
+        raw = await self._redis.lrange(self._keys.conversation_context(key.id), 0, -1)
+        return [ContextBlock.from_json(item) for item in raw]
+
+    async def count_blocks(self, key: ConversationKey) -> int:
+        """How many context blocks the conversation has."""
+        return int(await self._redis.llen(self._keys.conversation_context(key.id)))
+
+    async def clear_blocks(self, key: ConversationKey) -> int:
+        """Remove every context block; returns how many there were."""
+        name = self._keys.conversation_context(key.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(name)
+            pipe.delete(name)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def forget(self, key: ConversationKey) -> None:
+        """Delete everything stored for the conversation."""
+        await self._redis.delete(*self._all_keys(key))

@@ -1,0 +1,425 @@
+"""The engine worker: claim jobs from the consumer group, micro-batch, stream tokens, ack.
+
+One worker per GPU; any number of workers on any number of hosts share one consumer group.
+Delivery is at-least-once: a job is acknowledged only after its final chunk is written; a worker
+that dies leaves it pending, and any live worker reclaims it after ``claim_idle_ms`` (the reply
+stream then gets a ``reset`` chunk). After ``max_deliveries`` the job goes to the dead-letter
+stream and its reader gets a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from config.keys import CONSUMER_GROUP, Keys
+from config.settings import EngineSettings
+from engine.generator import Generator, SamplingParams
+from engine.protocol import Chunk, FinishReason, Job
+from engine.tokenizer import StreamDecoder
+
+log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass
+class _Delivery:
+    """A job as delivered to this worker."""
+
+    entry_id: str
+    job: Job
+    attempt: int
+
+
+@dataclass
+class _Running:
+    """A job inside a running batch."""
+
+    delivery: _Delivery
+    decoder: StreamDecoder
+    text: str = ""
+    emitted: int = 0
+    tokens: int = 0
+    finish: FinishReason | None = None
+    pending: deque[int] = field(default_factory=deque)  # appended by the generator thread
+
+    @property
+    def job(self) -> Job:
+        return self.delivery.job
+
+    def take_tokens(self) -> None:
+        """Decode the tokens received since the last flush and apply the stop strings."""
+        while self.pending:
+            token_id = self.pending.popleft()
+            if self.finish is not None:
+                continue
+            self.tokens += 1
+            self.text += self.decoder.push(token_id)
+            self._apply_stop()
+
+    def _apply_stop(self) -> None:
+        cut = min((i for s in self.job.stop if (i := self.text.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            self.finish = "stop"
+
+    def close(self) -> None:
+        """Take the decoder's held-back text (a character cut in half at the end is dropped)."""
+        if self.finish != "stop":
+            self.text += self.decoder.finish()
+            self.text = self.text.rstrip("\ufffd")
+            self._apply_stop()
+
+    def unsent(self) -> str:
+        """Text not yet streamed, holding back what may be the start of a stop string."""
+        safe = len(self.text)
+        if self.finish is None:
+            for stop in self.job.stop:
+                for n in range(min(len(stop) - 1, len(self.text)), 0, -1):
+                    if self.text.endswith(stop[:n]):
+                        safe = min(safe, len(self.text) - n)
+                        break
+        piece = self.text[self.emitted : safe]
+        self.emitted = max(self.emitted, safe)
+        return piece
+
+
+class Worker:
+    """Runs jobs from the Redis job stream on one `Generator`."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        generator: Generator,
+        keys: Keys,
+        settings: EngineSettings,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.generator = generator
+        self.keys = keys
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
+        self._running: dict[str, str] = {}  # entry id -> job id
+        self._reclaimed: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self.jobs_done = 0
+        self.started_at = time.time()
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve jobs until `stop()` is called."""
+        await self._ensure_group()
+        background = [
+            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+            asyncio.create_task(self._janitor_loop(), name="worker-janitor"),
+        ]
+        batches: set[asyncio.Task[None]] = set()
+        log.info("worker %s ready: %s", self.name, self.generator.describe())
+        try:
+            while not self._stopping.is_set():
+                await self._slots.acquire()
+                try:
+                    deliveries = await self._next_batch()
+                except REDIS_DOWN:
+                    self._slots.release()
+                    log.warning("Redis unreachable; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+                    continue
+                except ResponseError as exc:
+                    self._slots.release()
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    await self._ensure_group()
+                    continue
+                if not deliveries:
+                    self._slots.release()
+                    continue
+                task = asyncio.create_task(self._run_deliveries(deliveries))
+                batches.add(task)
+                task.add_done_callback(batches.discard)
+        finally:
+            if batches:
+                await asyncio.gather(*batches, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(REDIS_DOWN):
+                await self.redis.delete(self.keys.worker_health(self.name))
+
+    def stop(self) -> None:
+        """Finish the running batches, then return from `run()`."""
+        self._stopping.set()
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- taking jobs --------------------------------------------------------------------------
+    async def _next_batch(self) -> list[_Delivery]:
+        limit = self.settings.max_batch_size
+        deliveries: list[_Delivery] = []
+        while not self._reclaimed.empty() and len(deliveries) < limit:
+            deliveries.append(self._reclaimed.get_nowait())
+        if not deliveries:
+            deliveries = await self._read_new(limit, block_ms=500)
+            if not deliveries:
+                return []
+        if len(deliveries) < limit and self.settings.batch_wait_ms > 0:
+            await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+        if len(deliveries) < limit:
+            deliveries += await self._read_new(limit - len(deliveries), block_ms=None)
+        return deliveries
+
+    async def _read_new(self, count: int, block_ms: int | None) -> list[_Delivery]:
+        reply = await self.redis.xreadgroup(
+            CONSUMER_GROUP, self.name, {self.keys.jobs: ">"}, count=count, block=block_ms
+        )
+        deliveries = []
+        for entry_id, fields in reply[0][1] if reply else []:
+            delivery = await self._decode(str(entry_id), fields, attempt=1)
+            if delivery:
+                deliveries.append(delivery)
+        return deliveries
+
+    async def _decode(self, entry_id: str, fields: dict, attempt: int) -> _Delivery | None:
+        try:
+            job = Job.from_fields(fields)
+        except ValueError as exc:
+            log.error("dropping malformed job entry %s: %s", entry_id, exc)
+            await self.redis.xadd(self.keys.dead_letters, {"entry": entry_id, "error": str(exc)})
+            await self._ack(entry_id)
+            return None
+        return _Delivery(entry_id, job, attempt)
+
+    async def _ack(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.keys.jobs, CONSUMER_GROUP, entry_id)
+            pipe.xdel(self.keys.jobs, entry_id)
+            await pipe.execute()
+
+    # -- running jobs -------------------------------------------------------------------------
+    async def _run_deliveries(self, deliveries: list[_Delivery]) -> None:
+        try:
+            groups: dict[SamplingParams, list[_Delivery]] = defaultdict(list)
+            for delivery in await self._filter_runnable(deliveries):
+                s = delivery.job.sampling
+                params = SamplingParams(s.temperature, s.top_k, s.top_p, s.repetition_penalty)
+                groups[params].append(delivery)
+            for params, group in groups.items():
+                await self._run_batch(params, group)
+        except REDIS_DOWN:
+            log.warning("Redis went away during a batch; its jobs will be reclaimed")
+        except Exception:
+            log.exception("batch failed")
+        finally:
+            for delivery in deliveries:
+                self._running.pop(delivery.entry_id, None)
+            self._slots.release()
+
+    async def _filter_runnable(self, deliveries: list[_Delivery]) -> list[_Delivery]:
+        """Settle jobs that were cancelled, expired or failed too often before running."""
+        cancel_keys = [self.keys.job_cancel(d.job.id) for d in deliveries]
+        cancelled = await self.redis.mget(cancel_keys)
+        runnable = []
+        now = time.time()
+        for delivery, flag in zip(deliveries, cancelled, strict=True):
+            if flag:
+                await self._finish(delivery, Chunk(kind="done", finish_reason="cancelled"))
+            elif delivery.job.deadline and now > delivery.job.deadline:
+                await self._finish(delivery, Chunk(kind="failed", error="Timed out in the queue."))
+            else:
+                self._running[delivery.entry_id] = delivery.job.id
+                runnable.append(delivery)
+        return runnable
+
+    async def _run_batch(self, params: SamplingParams, group: list[_Delivery]) -> None:
+        tokenizer = self.generator.tokenizer
+        window = self.settings.context_length
+        running: list[_Running] = []
+        prompts: list[list[str]] = []
+        limits: list[int] = []
+        for delivery in group:
+            tokens = tokenizer.encode_prompt(delivery.job.prompt)
+            room = window - len(tokens)
+            if room < 1:
+                error = f"Prompt too long: {len(tokens)} tokens, the model's window is {window}."
+                await self._finish(delivery, Chunk(kind="failed", error=error))
+                continue
+            running.append(_Running(delivery, StreamDecoder(tokenizer)))
+            prompts.append(tokens)
+            limits.append(min(delivery.job.max_new_tokens, room))
+        if not running:
+            return
+
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item, prompt in zip(running, prompts, strict=True):
+                kind = "reset" if item.delivery.attempt > 1 else "start"
+                chunk = Chunk(
+                    kind=kind,
+                    worker=self.name,
+                    attempt=item.delivery.attempt,
+                    prompt_tokens=len(prompt),
+                )
+                pipe.xadd(self.keys.job_output(item.job.id), chunk.to_fields())
+            await pipe.execute()
+
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+        stopped: set[int] = set()
+        deadlines = [item.job.deadline for item in running]
+
+        def on_token(index: int, token_id: int) -> bool:
+            running[index].pending.append(token_id)
+            loop.call_soon_threadsafe(arrived.set)
+            deadline = deadlines[index]
+            if deadline and time.time() > deadline:
+                stopped.add(index)
+            return index in stopped
+
+        generation = asyncio.ensure_future(
+            asyncio.to_thread(self.generator.generate, prompts, limits, params, on_token)
+        )
+        while True:
+            finished = generation.done()
+            await self._flush(running, stopped)
+            if finished:
+                break
+            arrived.clear()
+            await asyncio.wait(
+                [generation, asyncio.ensure_future(arrived.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+                timeout=0.25,
+            )
+        results = generation.result()
+        for item, ids, limit, prompt in zip(running, results, limits, prompts, strict=True):
+            item.close()
+            if item.finish is None and item.job.deadline and time.time() > item.job.deadline:
+                item.finish = "deadline"
+            reason = item.finish or ("length" if len(ids) >= limit else "eos")
+            done = Chunk(
+                kind="done",
+                text=item.text.strip(),
+                finish_reason=reason,
+                tokens=len(ids),
+                prompt_tokens=len(prompt),
+                worker=self.name,
+                attempt=item.delivery.attempt,
+            )
+            await self._finish(item.delivery, done, rest=item.text[item.emitted :])
+
+    async def _flush(self, running: list[_Running], stopped: set[int]) -> None:
+        """Stream new text of every job in one round trip and pick up cancel requests."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in running:
+                item.take_tokens()
+                piece = item.unsent()
+                if piece:
+                    pipe.xadd(self.keys.job_output(item.job.id), Chunk("token", piece).to_fields())
+            for item in running:
+                pipe.exists(self.keys.job_cancel(item.job.id))
+            replies = await pipe.execute()
+        for index, (item, flag) in enumerate(zip(running, replies[-len(running) :], strict=True)):
+            if flag and item.finish is None:
+                item.finish = "cancelled"
+            if item.finish is not None:
+                stopped.add(index)
+
+    async def _finish(self, delivery: _Delivery, chunk: Chunk, rest: str = "") -> None:
+        """Write the final chunk (after any last text), then acknowledge the job."""
+        out = self.keys.job_output(delivery.job.id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if rest:
+                pipe.xadd(out, Chunk("token", rest).to_fields())
+            pipe.xadd(out, chunk.to_fields())
+            pipe.expire(out, self.settings.reply_ttl_s)
+            pipe.delete(self.keys.job_cancel(delivery.job.id))
+            pipe.xack(self.keys.jobs, CONSUMER_GROUP, delivery.entry_id)
+            pipe.xdel(self.keys.jobs, delivery.entry_id)
+            await pipe.execute()
+        self.jobs_done += 1
+
+    # -- health and recovery ------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except REDIS_DOWN:
+                log.warning("heartbeat: Redis unreachable")
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def heartbeat(self) -> None:
+        """Report in (health key with TTL) and keep this worker's running jobs claimed."""
+        info = {
+            "name": self.name,
+            "engine": self.generator.describe(),
+            "started": self.started_at,
+            "jobs_done": self.jobs_done,
+            "running": len(self._running),
+            "at": time.time(),
+        }
+        await self.redis.set(
+            self.keys.worker_health(self.name), json.dumps(info), ex=self.settings.health_ttl_s
+        )
+        if self._running:
+            await self.redis.xclaim(
+                self.keys.jobs, CONSUMER_GROUP, self.name, 0, list(self._running), justid=True
+            )
+
+    async def _janitor_loop(self) -> None:
+        interval = max(0.5, self.settings.claim_idle_ms / 2000)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reclaim()
+            except REDIS_DOWN:
+                log.warning("janitor: Redis unreachable")
+            except ResponseError as exc:
+                log.warning("janitor: %s", exc)
+
+    async def reclaim(self) -> int:
+        """Take over jobs another worker left idle too long; dead-letter repeat failures."""
+        _, claimed, _ = await self.redis.xautoclaim(
+            self.keys.jobs,
+            CONSUMER_GROUP,
+            self.name,
+            self.settings.claim_idle_ms,
+            start_id="0-0",
+            count=self.settings.max_batch_size,
+        )
+        for entry_id, fields in claimed:
+            entry_id = str(entry_id)
+            pending = await self.redis.xpending_range(
+                self.keys.jobs, CONSUMER_GROUP, min=entry_id, max=entry_id, count=1
+            )
+            attempt = int(pending[0]["times_delivered"]) if pending else 2
+            delivery = await self._decode(entry_id, fields, attempt=attempt)
+            if delivery is None:
+                continue
+            if attempt > self.settings.max_deliveries:
+                log.error("job %s failed %d times: dead-lettered", delivery.job.id, attempt - 1)
+                await self.redis.xadd(self.keys.dead_letters, fields)
+                error = "The engine failed on this question several times and gave up."
+                await self._finish(delivery, Chunk(kind="failed", error=error))
+                continue
+            log.warning("reclaimed job %s (attempt %d)", delivery.job.id, attempt)
+            self._reclaimed.put_nowait(delivery)
+        return len(claimed)

@@ -1,0 +1,53 @@
+"""Bot fixtures: the chat service over a real worker, Redis and the demo model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bots.service import ChatService
+from config.keys import Keys
+from config.settings import ChatSettings, EngineSettings
+from conversations.store import ConversationStore
+from engine.client import EngineClient
+from engine.generator import Generator
+from engine.worker import Worker
+
+
+@pytest.fixture(scope="session")
+def generator(demo_model_dir: Path) -> Generator:
+    """The demo model loaded once for the session."""
+    return Generator(demo_model_dir, device="cpu")
+
+
+@pytest.fixture
+def engine_settings() -> EngineSettings:
+    """Small answers, quick batches."""
+    return EngineSettings(batch_wait_ms=10, heartbeat_s=0.5, max_new_tokens=24)
+
+
+@pytest.fixture
+async def service(
+    redis: aioredis.Redis, key_prefix: str, generator: Generator, engine_settings: EngineSettings
+) -> AsyncIterator[ChatService]:
+    """The chat service with a running worker behind it."""
+    keys = Keys(key_prefix)
+    worker = Worker(redis, generator, keys, engine_settings, name="bots-test")
+    await worker.heartbeat()
+    task = asyncio.create_task(worker.run())
+    service = ChatService(
+        ConversationStore(redis, keys),
+        EngineClient(redis, keys, first_chunk_timeout_s=20, poll_block_ms=200),
+        generator.tokenizer.count,
+        ChatSettings(),
+        engine_settings,
+    )
+    try:
+        yield service
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)

@@ -1,0 +1,60 @@
+"""Engine fixtures: a real worker on the demo model, serving a per-test key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from config.keys import Keys
+from config.settings import EngineSettings
+from engine.client import EngineClient
+from engine.generator import Generator
+from engine.worker import Worker
+
+
+@pytest.fixture(scope="session")
+def generator(demo_model_dir: Path) -> Generator:
+    """The demo model loaded once for the session."""
+    return Generator(demo_model_dir, device="cpu")
+
+
+@pytest.fixture
+def engine_settings() -> EngineSettings:
+    """Worker settings for tests: short waits, quick reclaim."""
+    return EngineSettings(
+        batch_wait_ms=30, max_batch_size=8, heartbeat_s=0.5, claim_idle_ms=2000, max_new_tokens=24
+    )
+
+
+@pytest.fixture
+def client(redis: aioredis.Redis, key_prefix: str) -> EngineClient:
+    """An engine client on the test's keys."""
+    return EngineClient(redis, Keys(key_prefix), first_chunk_timeout_s=20, poll_block_ms=200)
+
+
+@pytest.fixture
+async def worker(
+    redis: aioredis.Redis, key_prefix: str, generator: Generator, engine_settings: EngineSettings
+) -> AsyncIterator[Worker]:
+    """A running worker; stopped after the test."""
+    worker = Worker(redis, generator, Keys(key_prefix), engine_settings, name="test-worker")
+    await worker.heartbeat()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture(scope="session")
+def eos_generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
+    """A demo model biased to end its answers at once (end of sequence)."""
+    from engine.demo_model import build_demo_model
+
+    path = build_demo_model(tmp_path_factory.mktemp("models") / "eos", eos_bias=20.0)
+    return Generator(path, device="cpu")
