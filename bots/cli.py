@@ -68,6 +68,29 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("--tokens", action="store_true", help="also print token counts")
     prompt.add_argument("--model-dir", type=Path, default=None)
     prompt.add_argument("--max-new-tokens", type=int, default=None)
+
+    for name, help_text in (("discord", "run the Discord bot"), ("slack", "run the Slack app")):
+        bot = sub.add_parser(name, help=help_text)
+        bot.add_argument(
+            "--local-worker",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="run the engine in this process (default: yes unless AIROBOROS_REDIS_URL is set)",
+        )
+        bot.add_argument("--model-dir", type=Path, default=None)
+        if name == "slack":
+            bot.add_argument("--http", action="store_true", help="HTTP mode instead of Socket Mode")
+            bot.add_argument("--port", type=int, default=3000, help="HTTP mode port")
+
+    convert = sub.add_parser(
+        "convert", help="convert a Hugging Face LLaMA checkpoint to CTranslate2"
+    )
+    convert.add_argument("hf_dir", type=Path)
+    convert.add_argument("out_dir", type=Path)
+    convert.add_argument(
+        "--quantization", choices=["int8", "int8_float16", "float16", "float32"], default="int8"
+    )
+    convert.add_argument("--force", action="store_true", help="overwrite OUT_DIR")
     return parser
 
 
@@ -83,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level if args.command != "chat" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    commands = {"chat": _chat, "worker": _worker, "prompt": _prompt}
+    commands = {
+        "chat": _chat,
+        "worker": _worker,
+        "prompt": _prompt,
+        "discord": _discord,
+        "slack": _slack,
+        "convert": _convert,
+    }
     try:
         return asyncio.run(commands[args.command](settings, args))
     except (ChatError, EngineError) as exc:
@@ -152,6 +182,39 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await runtime.close()
+
+
+async def _discord(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.discord_bot import run_discord
+
+    return await _run_bot(settings, args, run_discord)
+
+
+async def _slack(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.slack_app import run_slack
+
+    return await _run_bot(settings, args, run_slack, http=args.http, port=args.port)
+
+
+async def _run_bot(settings: Settings, args: argparse.Namespace, run, **options) -> int:
+    """Open the runtime (and a local worker unless Redis is external), then run the bot."""
+    runtime = await Runtime(settings, model_dir_override=args.model_dir).open()
+    try:
+        local = args.local_worker if args.local_worker is not None else not settings.redis.url
+        if local:
+            await runtime.start_local_worker()
+        return await run(runtime, **options)
+    finally:
+        await runtime.close()
+
+
+async def _convert(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.convert import convert
+
+    await asyncio.to_thread(
+        convert, args.hf_dir, args.out_dir, quantization=args.quantization, force=args.force
+    )
+    return 0
 
 
 async def _prompt(settings: Settings, args: argparse.Namespace) -> int:

@@ -235,6 +235,25 @@ class ChatService:
         counts = [await self.count_tokens(closed_context([b], "")) for b in blocks]
         return ContextUsage(blocks, tuple(counts), self.engine_settings.context_length)
 
+    async def open_context(
+        self, channel: ConversationKey, thread: ConversationKey, title: str
+    ) -> None:
+        """Make ``thread`` a document conversation and the channel's current context target."""
+        await self.store.set_meta(thread, "context_title", title or "Context")
+        await self.store.set_meta(channel, "context_thread", thread.thread)
+
+    async def context_title(self, key: ConversationKey) -> str | None:
+        """The title of a document conversation opened with `open_context` (else None)."""
+        return await self.store.get_meta(key, "context_title")
+
+    async def context_target(self, key: ConversationKey) -> ConversationKey:
+        """Where "Add as context" puts a message: the thread itself, or the channel's current
+        context thread, or else the channel's own conversation."""
+        if key.thread:
+            return key
+        thread = await self.store.get_meta(key, "context_thread")
+        return ConversationKey(key.platform, key.workspace, key.channel, thread) if thread else key
+
     async def clear_context(self, key: ConversationKey) -> int:
         """Remove all context blocks; returns how many there were."""
         return await self.store.clear_blocks(key)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bots.render import plain_sources
 from bots.service import Answer, AnswerEvent, ChatService, Delta, Restart, Submitted
 from conversations.errors import ChatError
-from conversations.models import ContextBlock, ConversationKey
+from conversations.models import ConversationKey
 from engine.client import Queued
 from engine.errors import EngineError
 
@@ -32,16 +33,6 @@ HELP = """Commands:
   !!context clear        remove all context blocks
   !!help                 this list
 Ctrl-C stops the answer being written."""
-
-
-def format_sources(blocks: tuple[ContextBlock, ...]) -> str:
-    """A plain-text list of the context blocks an answer was given from."""
-    lines = []
-    for number, block in enumerate(blocks, 1):
-        url = block.metadata.get("url", "")
-        extra = f" <{url}>" if url and url != block.label else ""
-        lines.append(f"  [{number}] {block.label}{extra}")
-    return "Sources:\n" + "\n".join(lines)
 
 
 @dataclass
@@ -203,5 +194,5 @@ class TerminalChat:
                     out.write("ASSISTANT: " + event.text)
                 out.write("\n")
                 if event.sources:
-                    out.write(format_sources(event.sources) + "\n")
+                    out.write(plain_sources(event.sources) + "\n")
                 out.flush()

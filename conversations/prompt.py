@@ -101,11 +101,25 @@ def user_text(question: str, blocks: Sequence[ContextBlock]) -> str:
     return closed_context(blocks, question) if blocks else question
 
 
+_SPECIAL = re.compile(r"</?s>")
+
+
+def defuse_special(text: str) -> str:
+    """Typed ``<s>`` / ``</s>`` must not become the model's BOS/EOS tokens: ``< /s>``."""
+    return _SPECIAL.sub(lambda m: m.group(0).replace("<", "< ", 1), text)
+
+
 def chat_prompt(system: str, history: Sequence[Turn], user_text: str) -> str:
-    """The vicuna template: ``{system} USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: ``."""
-    parts = [f"{system} " if system else ""]
-    parts += [f"USER: {turn.user} ASSISTANT: {turn.assistant}{EOS}" for turn in history]
-    parts.append(f"USER: {user_text} ASSISTANT: ")
+    """The vicuna template: ``{system} USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: ``.
+
+    Only the template itself writes ``</s>``; in the texts it is defused.
+    """
+    parts = [f"{defuse_special(system)} " if system else ""]
+    parts += [
+        f"USER: {defuse_special(turn.user)} ASSISTANT: {defuse_special(turn.assistant)}{EOS}"
+        for turn in history
+    ]
+    parts.append(f"USER: {defuse_special(user_text)} ASSISTANT: ")
     return "".join(parts)
 
 

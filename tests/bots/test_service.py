@@ -74,3 +74,15 @@ async def test_unknown_mode_is_refused(service: ChatService) -> None:
     with pytest.raises(ChatError, match="Unknown mode"):
         await service.set_mode(KEY, "sometimes")
     assert await service.get_mode(KEY) is Mode.HISTORY
+
+
+async def test_context_target_follows_the_channels_context_thread(service: ChatService) -> None:
+    channel = ConversationKey("test", "w", "chan")
+    thread = ConversationKey("test", "w", "chan", "t1")
+    assert await service.context_target(channel) == channel
+    await service.open_context(channel, thread, "Specs")
+    assert await service.context_target(channel) == thread
+    other = ConversationKey("test", "w", "chan", "t2")
+    assert (await service.context_target(other)).thread == "t2"
+    assert await service.context_title(thread) == "Specs"
+    assert await service.context_title(channel) is None

@@ -60,7 +60,7 @@ async def test_context_commands(service: ChatService, tmp_path: Path) -> None:
     out, err, _ = await _chat(service, script)
     assert "Added notes.md" in err
     assert "[1] notes.md" in err
-    assert "Sources:\n  [1] notes.md" in out
+    assert "Sources:\n[1] notes.md" in out
     assert "Removed 1 context blocks" in err
     assert "Usage: !!context" in err
 

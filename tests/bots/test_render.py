@@ -1,0 +1,115 @@
+"""Splitting answers to platform limits and the cadence of streamed edits."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bots.render import WRITING_MARKER, AnswerView, EditBudget, split_message, stream_answer
+from bots.service import Answer, AnswerEvent, Delta, Restart, Submitted
+from conversations.models import ContextBlock
+from engine.client import Queued
+
+
+def test_short_text_is_one_page() -> None:
+    assert split_message("hello world", 2000) == ["hello world"]
+
+
+def test_pages_break_between_words() -> None:
+    text = " ".join(f"word{i}" for i in range(1000))
+    pages = split_message(text, 200)
+    assert all(len(p) <= 200 for p in pages)
+    words = " ".join(pages).split()
+    assert words == text.split(), "no word is cut or lost"
+
+
+def test_code_blocks_are_closed_and_reopened() -> None:
+    code = "\n".join(f"print({i})" for i in range(200))
+    text = f"Here:\n```python\n{code}\n```\nDone."
+    pages = split_message(text, 300)
+    assert len(pages) > 2
+    for page in pages:
+        assert len(page) <= 300
+        assert len(re.findall(r"^```", page, re.MULTILINE)) % 2 == 0, page
+    assert all(p.startswith("```python\n") for p in pages[1:-1])
+    joined = "\n".join(pages)
+    assert all(f"print({i})" in joined for i in range(200))
+
+
+@given(st.text(alphabet=st.sampled_from("ab cd\n`é"), max_size=3000), st.integers(40, 500))
+def test_pages_never_exceed_the_limit(text: str, limit: int) -> None:
+    pages = split_message(text, limit)
+    assert all(len(p) <= limit for p in pages)
+    if "`" not in text:
+        assert "".join(pages).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace(
+            "\n", ""
+        )
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, int, str, bool]] = []
+        self.now = 0.0
+
+    async def update(self, index: int, content: str, *, final: bool) -> None:
+        self.calls.append((self.now, index, content, final))
+
+
+async def _events(sink: RecordingSink, items: list[tuple[float, AnswerEvent]]) -> AsyncIterator:
+    for at, event in items:
+        sink.now = at
+        yield event
+
+
+async def test_edits_are_throttled_and_the_final_state_is_sent() -> None:
+    sink = RecordingSink()
+    items: list[tuple[float, AnswerEvent]] = [(0.0, Submitted("j", 10, 0, ()))]
+    items += [(0.1 * i, Delta(f"w{i} ")) for i in range(1, 40)]  # 4 s of tokens
+    items.append((4.0, Answer("w1 w2", "eos", 39, 10, ())))
+    await stream_answer(_events(sink, items), sink, AnswerView(2000), clock=lambda: sink.now)
+    times = [t for t, *_ in sink.calls]
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(times[:-1]))
+    assert len(sink.calls) <= 6
+    assert sink.calls[-1][2:] == ("w1 w2", True)
+    assert all(c[2].endswith(WRITING_MARKER) for c in sink.calls[:-1])
+
+
+async def test_long_answers_continue_in_follow_ups_and_sources_are_shown() -> None:
+    sink = RecordingSink()
+    long = "word " * 900
+    block = ContextBlock("doc", {"url": "https://x/1", "file": "a.md"})
+    items = [(0.0, Queued(2)), (1.0, Delta(long)), (2.0, Restart()), (3.0, Delta(long))]
+    items.append((4.0, Answer(long.strip(), "eos", 900, 10, (block,))))
+    await stream_answer(_events(sink, items), sink, AnswerView(2000), clock=lambda: sink.now)
+    assert "Queued, 2 ahead" in sink.calls[0][2]
+    final = {index: content for _, index, content, _ in sink.calls}
+    assert len(final) == 3
+    assert all(len(c) <= 2000 for c in final.values())
+    assert final[2].endswith("Sources:\n[1] a.md <https://x/1>")
+    assert " ".join(final[i] for i in range(3)).count("word") == 900
+
+
+def test_view_notes_what_was_left_out() -> None:
+    view = AnswerView(2000)
+    view.apply(Submitted("j", 10, 3, (ContextBlock("t", {"file": "big.txt"}),)))
+    view.apply(Answer("ok", "cancelled", 1, 10, ()))
+    body = view.body()
+    assert "big.txt" in body and "3 oldest turns" in body and "(stopped)" in body
+
+
+async def test_edit_budget_refuses_when_empty_and_refills() -> None:
+    budget = EditBudget(per_minute=600, burst=2)
+    assert budget.try_take() and budget.try_take()
+    assert not budget.try_take()
+    await budget.take()  # waits about 0.1 s for a refill
+
+
+@pytest.mark.parametrize("limit", [5, 19])
+def test_tiny_limits_are_refused(limit: int) -> None:
+    with pytest.raises(ValueError):
+        split_message("x", limit)
