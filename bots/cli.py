@@ -175,6 +175,9 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
             )
         generator = await asyncio.to_thread(runtime.generator)
         worker = runtime.worker(generator, name=args.name)
+        if settings.engine.metrics_port:
+            worker.metrics.serve(settings.engine.metrics_port)
+            log.info("Prometheus metrics on :%d/metrics", settings.engine.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)

@@ -65,6 +65,7 @@ class EngineSettings(BaseModel):
     claim_idle_ms: int = Field(default=30_000, ge=100, description="reclaim jobs idle this long")
     max_deliveries: int = Field(default=3, ge=1, description="deliveries before dead-lettering")
     heartbeat_s: float = Field(default=2.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 = off")
     health_ttl_s: int = Field(default=15, ge=1)
 
 

@@ -140,6 +140,7 @@ class EngineClient:
                     reply = await self._redis.xread(
                         {out_key: after}, block=self._poll_block_ms, count=256
                     )
+                    position = None if (reply or started) else await self.queue_position(handle)
                 except (RedisConnectionError, RedisTimeoutError, OSError):
                     log.warning("lost the connection to Redis while reading a reply; retrying")
                     await asyncio.sleep(0.5)
@@ -148,7 +149,6 @@ class EngineClient:
                     continue
                 if not reply:
                     if not started:
-                        position = await self.queue_position(handle)
                         if position is not None and position != last_position:
                             last_position = position
                             waiting_since = time.monotonic()

