@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from bots.runtime import Runtime
+from bots.supervisor import supervise
 from bots.terminal import TerminalChat
 from config.settings import Settings, SettingsError, load_settings
 from conversations.errors import ChatError
@@ -173,12 +174,21 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
             log.warning(
                 "no AIROBOROS_REDIS_URL set: serving the embedded Valkey at %s", runtime.redis_url
             )
+        loop = asyncio.get_running_loop()
+        indexes = settings.engine.device_index
+        if len(indexes) > 1:
+            stopping = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stopping.set)
+            log.info("one worker process per device: %s", indexes)
+            return await supervise(
+                indexes, runtime.redis_url, stopping, metrics_port=settings.engine.metrics_port
+            )
         generator = await asyncio.to_thread(runtime.generator)
         worker = runtime.worker(generator, name=args.name)
         if settings.engine.metrics_port:
             worker.metrics.serve(settings.engine.metrics_port)
             log.info("Prometheus metrics on :%d/metrics", settings.engine.metrics_port)
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         await worker.run()

@@ -93,3 +93,61 @@ def test_compose_file_runs_redis_worker_and_both_bots() -> None:
         assert services[name]["environment"]["AIROBOROS_REDIS_URL"] == "redis://redis:6379/0"
         assert any(v.startswith("models:") for v in services[name]["volumes"])
     assert (ROOT / "Dockerfile").exists()
+
+
+async def test_one_worker_process_per_device_restarted_when_it_dies(
+    redis_url: str, key_prefix: str, demo_model_dir: Path, client: EngineClient
+) -> None:
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
+    env.update(
+        AIROBOROS_REDIS_URL=redis_url,
+        AIROBOROS_REDIS_KEY_PREFIX=key_prefix,
+        AIROBOROS_ENGINE_MODEL_DIR=str(demo_model_dir),
+        AIROBOROS_ENGINE_DEVICE="cpu",
+        AIROBOROS_ENGINE_DEVICE_INDEX="[0, 0]",  # the CPU has one device: two processes on it
+        AIROBOROS_ENGINE_HEARTBEAT_S="0.3",
+        AIROBOROS_ENGINE_HEALTH_TTL_S="1",
+    )
+    parent = subprocess.Popen([sys.executable, "-m", "bots", "worker"], cwd=ROOT, env=env)
+
+    async def workers_become(count: int, exclude: set[str] = frozenset()) -> list[str]:
+        for _ in range(300):
+            names = [n for n in await client.live_workers() if n not in exclude]
+            if len(names) == count:
+                return names
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"expected {count} workers, have {await client.live_workers()}")
+
+    try:
+        first = await workers_become(2)
+        child_pid = int(first[0].rsplit("-", 2)[-2])
+        os.kill(child_pid, signal.SIGKILL)
+        replacement = await workers_become(1, exclude=set(first))
+        assert replacement and replacement[0] not in first
+        parent.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(parent.wait, 60) == 0
+        await workers_become(0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+async def test_heartbeat_and_event_loop_stay_alive_during_a_long_batch(
+    worker: Worker, client: EngineClient, redis
+) -> None:
+    worker.settings.health_ttl_s = 1
+    handle = await client.submit(Job("USER: go ASSISTANT: ", max_new_tokens=1800))
+    gaps: list[float] = []
+    health_seen: list[bool] = []
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    async for _chunk in client.stream(handle):
+        now = loop.time()
+        gaps.append(now - last)
+        last = now
+        health_seen.append(bool(await redis.exists(worker.keys.worker_health(worker.name))))
+    assert len(gaps) > 5
+    assert max(gaps) < 1.0, "the event loop was never blocked by generation"
+    assert all(health_seen), "the health key never expired while the batch ran"
