@@ -183,3 +183,27 @@ def test_stop_strings_are_cut_and_never_streamed(generator: Generator) -> None:
     assert item.finish == "stop"
     assert item.text.strip() == "blue berries"
     assert streamed.strip() == "blue berries"
+
+
+async def test_a_job_cancelled_while_queued_is_never_generated(
+    redis: aioredis.Redis,
+    key_prefix: str,
+    generator: Generator,
+    engine_settings: EngineSettings,
+    client: EngineClient,
+) -> None:
+    worker = Worker(redis, generator, Keys(key_prefix), engine_settings, name="late")
+    await worker.heartbeat()
+    job = Job(PROMPT, max_new_tokens=500)
+    handle = await client.submit(job)
+    await client.cancel(job.id)  # the reader gave up before any worker took the job
+    task = asyncio.create_task(worker.run())
+    try:
+        chunks = await asyncio.wait_for(_collect(client, handle), 30)
+    finally:
+        worker.stop()
+        await task
+    assert [c.kind for c in chunks if isinstance(c, Chunk)] == ["done"]
+    assert chunks[-1].finish_reason == "cancelled" and chunks[-1].tokens == 0
+    batches = worker.metrics.registry.get_sample_value("airoboros_batch_size_count")
+    assert batches == 0, "no generate_batch ran"
