@@ -224,9 +224,9 @@ async def _run_bot(settings: Settings, args: argparse.Namespace, run, **options)
 async def _convert(settings: Settings, args: argparse.Namespace) -> int:
     from engine.convert import convert
 
-    await asyncio.to_thread(
-        convert, args.hf_dir, args.out_dir, quantization=args.quantization, force=args.force
-    )
+    # Blocking on purpose: nothing else runs in this loop, and Ctrl-C must reach the
+    # conversion (a worker thread would keep converting, then move the result into place).
+    convert(args.hf_dir, args.out_dir, quantization=args.quantization, force=args.force)
     return 0
 
 

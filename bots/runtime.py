@@ -172,7 +172,7 @@ class Runtime:
     def generator(self, device_index: int | None = None) -> Generator:
         """Load the model for generation."""
         engine = self.settings.engine
-        return Generator(
+        generator = Generator(
             self.model_dir(),
             device=engine.device,
             device_index=engine.device_index[0] if device_index is None else device_index,
@@ -180,6 +180,14 @@ class Runtime:
             inter_threads=engine.inter_threads,
             intra_threads=engine.intra_threads,
         )
+        trained = generator.manifest.get("context_length")
+        if trained and trained < engine.context_length:
+            log.warning(
+                "AIROBOROS_ENGINE_CONTEXT_LENGTH=%d but the model was trained for %d tokens",
+                engine.context_length,
+                trained,
+            )
+        return generator
 
     def worker(self, generator: Generator, name: str | None = None) -> Worker:
         """A worker on this process's Redis connection."""

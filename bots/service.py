@@ -257,3 +257,46 @@ class ChatService:
     async def clear_context(self, key: ConversationKey) -> int:
         """Remove all context blocks; returns how many there were."""
         return await self.store.clear_blocks(key)
+
+    # -- single prompts (games) -----------------------------------------------------------------
+    async def complete(
+        self, instruction: str, *, max_new_tokens: int = 256, temperature: float = 0.7
+    ) -> str:
+        """The model's answer to one instruction, alone: no history, no context blocks.
+
+        The prompt is the single-turn template with the system prompt (`chat_prompt` with no
+        history, fitted to the window). Waits for the whole answer and returns its text; raises
+        `ChatError` (empty or oversized instruction) or `EngineError` like `ask`.
+        """
+        instruction = self._check_question(instruction)
+        settings = self.engine_settings
+        fitted = await asyncio.to_thread(
+            lambda: fit_prompt(
+                system=self.chat.system_prompt,
+                history=(),
+                question=instruction,
+                blocks=(),
+                count_tokens=self._count_tokens,
+                context_length=settings.context_length,
+                max_new_tokens=max_new_tokens,
+            )
+        )
+        sampling = Sampling(
+            temperature=temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+        )
+        deadline = time.time() + settings.job_timeout_s
+        job = Job(
+            prompt=fitted.text,
+            max_new_tokens=fitted.max_new_tokens,
+            sampling=sampling,
+            stop=STOP_STRINGS,
+            deadline=deadline,
+        )
+        handle = await self.engine.submit(job)
+        async for chunk in self.engine.stream(handle, deadline=deadline + 5):
+            if not isinstance(chunk, Queued) and chunk.kind == "done":
+                return chunk.text
+        raise ChatError("The engine ended the answer without a result: ask again.")

@@ -54,3 +54,49 @@ class Keys:
     def conversation_context(self, conversation_id: str) -> str:
         """List of a conversation's context blocks, in the order they were added."""
         return f"{self.prefix}:conv:{conversation_id}:context"
+
+    # -- games: keys of one workspace share the hash tag ``{platform:workspace}``, so the
+    # scoring scripts (which touch a game, its channel's and its workspace's scores) stay on one
+    # Redis Cluster slot.
+    def _games(self, platform: str, workspace: str) -> str:
+        return f"{self.prefix}:games:{{{platform}:{workspace}}}"
+
+    def game(self, platform: str, workspace: str, channel_id: str) -> str:
+        """Hash with the game running in one channel (state, open question, winner)."""
+        return f"{self._games(platform, workspace)}:game:{channel_id}"
+
+    def game_attempts(self, platform: str, workspace: str, question_id: str) -> str:
+        """Hash user id -> wrong answers given to one question."""
+        return f"{self._games(platform, workspace)}:attempts:{question_id}"
+
+    def game_found(self, platform: str, workspace: str, question_id: str) -> str:
+        """Hash word -> user id of the words found in one list-game round."""
+        return f"{self._games(platform, workspace)}:found:{question_id}"
+
+    def game_scores(self, platform: str, workspace: str, game_id: str) -> str:
+        """Sorted set user id -> points in one game."""
+        return f"{self._games(platform, workspace)}:score:game:{game_id}"
+
+    def channel_scores(self, platform: str, workspace: str, channel_id: str) -> str:
+        """Sorted set user id -> all-time points in one channel."""
+        return f"{self._games(platform, workspace)}:score:channel:{channel_id}"
+
+    def workspace_scores(self, platform: str, workspace: str) -> str:
+        """Sorted set user id -> all-time points in a whole workspace / guild."""
+        return f"{self._games(platform, workspace)}:score:all"
+
+    def player_names(self, platform: str, workspace: str) -> str:
+        """Hash user id -> the display name last seen, for leaderboards."""
+        return f"{self._games(platform, workspace)}:names"
+
+    def game_recent(self, platform: str, workspace: str, channel_id: str) -> str:
+        """The last question of a game that just ended (expires), to answer late answers."""
+        return f"{self._games(platform, workspace)}:recent:{channel_id}"
+
+    def game_notice(self, platform: str, workspace: str, question_id: str) -> str:
+        """Set of user ids already told something about one question (told once only)."""
+        return f"{self._games(platform, workspace)}:notice:{question_id}"
+
+    def active_games(self, platform: str) -> str:
+        """Set of the channels of one platform with a running game (resumed at start-up)."""
+        return f"{self.prefix}:games:active:{platform}"

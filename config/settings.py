@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -88,6 +88,9 @@ class DiscordSettings(BaseModel):
     role_ids: list[int] = Field(default_factory=list)
     allow_dms: bool = False
     rate_limit_per_minute: int = Field(default=5, ge=0)
+    max_attachment_bytes: int = Field(
+        default=1_000_000, ge=1, description="largest .txt / .md attachment read as context"
+    )
 
 
 class SlackSettings(BaseModel):
@@ -100,6 +103,68 @@ class SlackSettings(BaseModel):
     team_ids: list[str] = Field(default_factory=list)
     channel_ids: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=5, ge=0)
+    allow_dms: bool = Field(default=False, description="answer direct messages to the bot")
+    edit_interval_s: float = Field(
+        default=1.0, ge=0.2, le=60, description="at most one chat.update per answer this often"
+    )
+    edits_per_minute: int = Field(
+        default=50, ge=1, le=1000, description="chat.update budget per workspace (Tier 3)"
+    )
+    max_file_bytes: int = Field(
+        default=1_000_000, ge=1, description="largest text file accepted as context"
+    )
+    http_host: str = Field(default="0.0.0.0", description="HTTP mode: address to listen on")
+    http_path: str = Field(
+        default="/slack/events", pattern=r"^/\S*$", description="HTTP mode: request URL path"
+    )
+
+
+class GameSettings(BaseModel):
+    """Trivia and word games (see docs/games.md)."""
+
+    question_time_s: float = Field(default=20.0, ge=3, le=600, description="time per question")
+    words_time_s: float = Field(default=60.0, ge=5, le=900, description="time per list-game round")
+    between_rounds_s: float = Field(default=4.0, ge=0, le=120, description="pause after a round")
+    hint_at: list[float] = Field(
+        default_factory=lambda: [0.4, 0.7],
+        description="when hints come, as fractions of the question time, increasing, in (0, 1)",
+    )
+    points: list[int] = Field(
+        default_factory=lambda: [10, 6, 3],
+        description="points for a right answer with 0, 1, 2, ... hints shown (one more than hints)",
+    )
+    word_points: int = Field(default=1, ge=1, le=100, description="points per list-game word")
+    words_target: int = Field(default=7, ge=1, le=50, description="words asked for in a list game")
+    default_rounds: int = Field(default=5, ge=1, le=100)
+    max_rounds: int = Field(default=30, ge=1, le=1000)
+    silence_stop_s: float = Field(
+        default=60.0, ge=5, description="stop a game after this long without any answer"
+    )
+    max_answers_per_question: int = Field(
+        default=5, ge=1, le=100, description="wrong answers one player may give per question"
+    )
+    multiple_choice_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of trivia questions that are multiple choice"
+    )
+    use_model: bool = Field(default=True, description="ask the model for questions (else bank)")
+    generation_attempts: int = Field(
+        default=2, ge=0, le=10, description="model tries per question before the built-in bank"
+    )
+    generation_timeout_s: float = Field(default=45.0, gt=0, le=600)
+    generation_max_new_tokens: int = Field(default=160, ge=16, le=1024)
+    generation_temperature: float = Field(default=0.8, ge=0, le=5)
+    late_answer_window_s: float = Field(
+        default=120.0, ge=0, description="how long after a game answers still get a 'too late'"
+    )
+    leaderboard_size: int = Field(default=10, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _hints_match_points(self) -> GameSettings:
+        if any(not 0 < f < 1 for f in self.hint_at) or self.hint_at != sorted(set(self.hint_at)):
+            raise ValueError("hint_at needs increasing fractions between 0 and 1")
+        if len(self.points) != len(self.hint_at) + 1 or any(p < 0 for p in self.points):
+            raise ValueError("points needs one value more than hint_at, none negative")
+        return self
 
 
 class Settings(BaseSettings):
@@ -122,6 +187,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    games: GameSettings = Field(default_factory=GameSettings)
 
     @property
     def valkey_dir(self) -> Path:

@@ -166,12 +166,12 @@ class EngineClient:
                     chunk = Chunk.from_fields(fields)
                     started = True
                     waiting_since = time.monotonic()
+                    if chunk.kind in ("done", "failed"):
+                        finished = True  # a reader that stops here has nothing to cancel
                     yield chunk
                     if chunk.kind == "failed":
-                        finished = True
                         raise JobFailed(chunk.error or "The engine could not answer.")
                     if chunk.kind == "done":
-                        finished = True
                         return
         finally:
             if not finished:

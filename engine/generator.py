@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import weakref
 from collections.abc import Callable
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import ctranslate2
 
-from engine.demo_model import read_manifest
+from engine.demo_model import DEMO_MANIFEST, read_manifest
 from engine.errors import CONVERT_HINT, ModelError
 from engine.tokenizer import TOKENIZER_FILE, Tokenizer
 
 MODEL_FILES = ("model.bin", "config.json", TOKENIZER_FILE)
+
+log = logging.getLogger(__name__)
 
 OnToken = Callable[[int, int], bool]
 """on_token(batch_index, token_id) -> True to stop that item."""
@@ -78,6 +81,37 @@ def check_model_dir(model_dir: Path) -> None:
         raise ModelError(f"model directory {model_dir} has no {', '.join(missing)}: {CONVERT_HINT}")
 
 
+def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict:
+    """The model's manifest (`airoboros.json`), checked against its tokenizer.
+
+    A directory without one still loads (with a warning); a manifest that is not a JSON object
+    or that disagrees with `tokenizer.json` raises `ModelError`.
+    """
+    path = model_dir / DEMO_MANIFEST
+    if not path.is_file():
+        log.warning(
+            "%s has no %s, so it is loaded unchecked: %s", model_dir, DEMO_MANIFEST, CONVERT_HINT
+        )
+        return {}
+    manifest = read_manifest(model_dir)
+    if not manifest:
+        raise ModelError(f"{path} is not a valid manifest (a JSON object): {CONVERT_HINT}")
+    vocab_size = manifest.get("vocab_size")
+    if vocab_size is not None and vocab_size != tokenizer.vocab_size:
+        raise ModelError(
+            f"{model_dir}: {TOKENIZER_FILE} has {tokenizer.vocab_size} tokens but {DEMO_MANIFEST} "
+            f"says {vocab_size}: its files come from different conversions; {CONVERT_HINT}"
+        )
+    context_length = manifest.get("context_length")
+    if context_length is not None and (
+        not isinstance(context_length, int)
+        or isinstance(context_length, bool)
+        or context_length < 1
+    ):
+        raise ModelError(f"{path} has an invalid context_length {context_length!r}: {CONVERT_HINT}")
+    return manifest
+
+
 _open_generators: weakref.WeakSet[Generator] = weakref.WeakSet()
 
 
@@ -106,7 +140,7 @@ class Generator:
         self.model_dir = Path(model_dir)
         check_model_dir(self.model_dir)
         self.tokenizer = Tokenizer.from_dir(self.model_dir)
-        self.manifest: dict = read_manifest(self.model_dir)
+        self.manifest: dict = check_manifest(self.model_dir, self.tokenizer)
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         if compute_type == "auto":

@@ -50,4 +50,4 @@ async def service(
         yield service
     finally:
         worker.stop()
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, 120)

@@ -48,7 +48,7 @@ async def worker(
         yield worker
     finally:
         worker.stop()
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, 120)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,360 @@
+"""The real slack-bolt app over the chat service and the real worker on the tiny model.
+
+Requests are signed like Slack signs them and dispatched to the app; its Web API calls go to
+the protocol-true fake in fake_slack.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.ratelimit import RateLimiter
+from bots.service import ChatService
+from bots.slack_app import build_slack_app
+from bots.slack_format import escape
+from config.keys import Keys
+from config.settings import SlackSettings
+from conversations.models import ConversationKey, Mode
+from tests.bots.fake_slack import (
+    BOT_USER,
+    TEAM,
+    Call,
+    FakeSlack,
+    block_action,
+    command_body,
+    event_envelope,
+    mention_event,
+    message_action,
+    signed_request,
+)
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def slack_settings(fake: FakeSlack) -> SlackSettings:
+    return SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url)
+
+
+@pytest.fixture
+def rate_limit() -> int:
+    return 20
+
+
+@pytest.fixture
+def limiter(redis: aioredis.Redis, key_prefix: str, rate_limit: int) -> RateLimiter:
+    return RateLimiter(redis, key_prefix, rate_limit)
+
+
+@pytest.fixture
+def client(fake: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+
+
+@pytest.fixture
+def app(
+    service: ChatService,
+    limiter: RateLimiter,
+    slack_settings: SlackSettings,
+    client: AsyncWebClient,
+) -> AsyncApp:
+    return build_slack_app(service, limiter, slack_settings, client)
+
+
+async def dispatch(
+    app: AsyncApp, body: dict[str, Any], *, kind: str = "form", secret: str = SECRET
+) -> BoltResponse:
+    raw, headers = signed_request(body, secret, kind=kind)
+    return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
+
+
+async def eventually(read: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Poll ``read()`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while not (value := await read()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return value
+
+
+async def job_outputs(redis: aioredis.Redis, key_prefix: str) -> list[str]:
+    """Reply streams of every job submitted so far (done jobs leave the job stream)."""
+    return [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
+
+
+def channel_key(channel: str = "C1", thread: str = "") -> ConversationKey:
+    return ConversationKey("slack", TEAM, channel, thread)
+
+
+def finished(fake: FakeSlack, channel: str, ts: str) -> dict[str, Any] | None:
+    """The message once its answer is complete: no writing marker, no Stop button."""
+    message = fake.messages[channel].get(ts)
+    if message is None or "edited" not in message or message["text"].endswith("▌"):
+        return None
+    if any(b["type"] == "actions" for b in message.get("blocks") or []):
+        return None
+    return message
+
+
+def ephemerals(fake: FakeSlack, user: str = "U1") -> list[str]:
+    return [
+        c.params["text"] for c in fake.calls_to("chat.postEphemeral") if c.params["user"] == user
+    ]
+
+
+async def answer_of(fake: FakeSlack, post: Call) -> dict[str, Any]:
+    """Wait for the answer whose placeholder ``post`` created, and return its final message."""
+    channel = post.params["channel"]
+    index = fake.calls.index(post)
+    posted = [c for c in fake.calls[: index + 1] if c.method == "chat.postMessage"]
+    bot_messages = [ts for ts, m in fake.messages[channel].items() if m["user"] == BOT_USER]
+    ts = sorted(bot_messages)[len([p for p in posted if p.params["channel"] == channel]) - 1]
+    return await fake.wait_for(lambda: finished(fake, channel, ts), what="the final answer")
+
+
+async def test_ask_acks_fast_then_streams_into_the_placeholder(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    started = time.monotonic()
+    response = await dispatch(app, command_body("/ask", "What color are blueberries?"))
+    assert response.status == 200
+    assert time.monotonic() - started < 3.0
+    assert response.body == ""  # nothing echoed: the answer is posted in the channel
+
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"), what="placeholder")
+    placeholder = posts[0].params
+    assert placeholder["channel"] == "C1" and "thread_ts" not in placeholder
+    assert placeholder["text"].startswith("Thinking")
+    header = placeholder["blocks"][0]["elements"][0]["text"]
+    assert header == "<@U1> asked: What color are blueberries?"
+    ts = next(iter(fake.messages["C1"]))
+    message = await fake.wait_for(lambda: finished(fake, "C1", ts), what="the final answer")
+
+    updates = fake.calls_to("chat.update")
+    assert all(u.params["ts"] == ts for u in updates)
+    stops = [b for u in updates for b in u.params["blocks"] if b["type"] == "actions"]
+    assert stops, "a Stop button is shown while the answer is written"
+    job_id, owner = stops[0]["elements"][0]["value"].split(" ")
+    assert owner == "U1" and len(job_id) >= 8
+    history = await service.store.history(channel_key())
+    assert [t.user for t in history] == ["What color are blueberries?"]
+    assert message["text"] == (escape(history[0].assistant.strip()) or message["text"])
+    # Replies in the answer's thread continue the channel's conversation.
+    reply = fake.user_message("C1", "And strawberries?", user="U2", thread_ts=ts)
+    await dispatch(app, event_envelope(reply), kind="json")
+    second = await fake.wait_for(
+        lambda: [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == ts],
+        what="the answer in the thread",
+    )
+    await answer_of(fake, second[0])
+    history = await service.store.history(channel_key())
+    assert [t.user for t in history] == ["What color are blueberries?", "And strawberries?"]
+
+
+async def test_a_mention_starts_a_thread_conversation(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    mention = fake.user_message("C1", f"<@{BOT_USER}> Name a blue fruit.")
+    await dispatch(app, event_envelope(mention_event(mention)), kind="json")
+    # The same message also arrives as a plain message event: it must not be answered twice.
+    await dispatch(app, event_envelope(mention), kind="json")
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    assert posts[0].params["thread_ts"] == mention["ts"]
+    await answer_of(fake, posts[0])
+
+    follow = fake.user_message("C1", "Another one?", thread_ts=mention["ts"])
+    await dispatch(app, event_envelope(follow), kind="json")
+    await fake.wait_for(lambda: len(fake.calls_to("chat.postMessage")) == 2)
+    second = fake.calls_to("chat.postMessage")[1]
+    assert second.params["thread_ts"] == mention["ts"]
+    await answer_of(fake, second)
+    history = await service.store.history(channel_key(thread=mention["ts"]))
+    assert [t.user for t in history] == ["Name a blue fruit.", "Another one?"]
+    assert await service.store.history(channel_key()) == []
+
+
+async def test_threads_the_bot_never_answered_in_are_left_alone(
+    app: AsyncApp, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    parent = fake.user_message("C1", "lunch?")
+    reply = fake.user_message("C1", "sure", user="U2", thread_ts=parent["ts"])
+    edited = {**fake.user_message("C1", "x"), "subtype": "message_changed"}
+    for event in (parent, reply, edited):
+        response = await dispatch(app, event_envelope(event), kind="json")
+        assert response.status == 200
+    assert [c.method for c in fake.calls if c.method != "auth.test"] == []
+    assert await redis.xlen(Keys(key_prefix).jobs) == 0
+    assert await job_outputs(redis, key_prefix) == []
+
+
+async def test_context_thread_messages_and_files_become_cited_blocks(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    await dispatch(app, command_body("/context", "Blueberry facts"))
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    assert "Context: Blueberry facts" in posts[0].params["text"]
+    thread = next(iter(fake.messages["C1"]))
+    key = channel_key(thread=thread)
+    assert await service.context_title(key) == "Blueberry facts"
+    assert await service.context_target(channel_key()) == key
+
+    note = fake.user_message("C1", "Blueberries are now green &amp; sweet.", thread_ts=thread)
+    await dispatch(app, event_envelope(note), kind="json")
+    await fake.wait_for(lambda: ephemerals(fake), what="the confirmation")
+    assert "Added block 1" in ephemerals(fake)[0]
+    assert fake.calls_to("chat.postEphemeral")[0].params["thread_ts"] == thread
+
+    upload = fake.add_file("notes.md", b"# Notes\nStrawberries are blue.\n", "text/markdown")
+    message = fake.user_message("C1", "", user="U2", thread_ts=thread, files=[upload])
+    await dispatch(app, event_envelope(message), kind="json")
+    await fake.wait_for(lambda: ephemerals(fake, "U2"), what="the file confirmation")
+
+    blocks = await service.store.blocks(key)
+    assert [b.text for b in blocks] == [
+        "Blueberries are now green & sweet.",
+        "# Notes\nStrawberries are blue.",
+    ]
+    first, second = (b.metadata for b in blocks)
+    assert first["url"] == f"https://fake.slack.com/archives/C1/p{note['ts'].replace('.', '')}" + (
+        f"?thread_ts={thread}&cid=C1"
+    )
+    assert first["author"] == "Alice Doe" and first["channel"] == "#general"
+    assert (
+        first["date"]
+        == time.strftime("%Y-%m-%d", time.gmtime(float(note["ts"]))) + first["date"][10:]
+    )
+    assert second["file"] == "notes.md" and second["author"] == "Bob Roe"
+    download = fake.calls_to("files.download")[0]
+    assert download.token == fake.bot_token
+
+    question = fake.user_message(
+        "C1", f"<@{BOT_USER}> What color are blueberries?", thread_ts=thread
+    )
+    await dispatch(app, event_envelope(mention_event(question)), kind="json")
+    await dispatch(app, event_envelope(question), kind="json")
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage")[1:])
+    assert posts[0].params["thread_ts"] == thread
+    answer = await answer_of(fake, posts[0])
+    assert "*Sources:*" in answer["text"]
+    assert f"[1] <{first['url'].replace('|', '%7C')}|Alice Doe in #general, " in answer["text"]
+    assert "[2] <https://fake.slack.com/archives/C1/" in answer["text"]
+    assert "|notes.md>" in answer["text"]
+    assert len(await service.store.blocks(key)) == 2, "questions are not stored as blocks"
+
+    await dispatch(app, command_body("/context", "list"))
+    listing = await fake.wait_for(
+        lambda: [t for t in ephemerals(fake) if t.startswith("Context of")]
+    )
+    assert "“Blueberry facts”" in listing[0] and "[2] <" in listing[0]
+    assert "2 blocks use" in listing[0] and "2048-token window" in listing[0]
+    await dispatch(app, command_body("/context", "clear"))
+    await fake.wait_for(lambda: [t for t in ephemerals(fake) if t.startswith("Removed 2")])
+    assert await service.store.blocks(key) == []
+
+
+async def test_add_as_context_shortcut(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    anywhere = fake.user_message("C1", "The meeting moved to Friday.", user="U2")
+    response = await dispatch(
+        app, message_action(anywhere, response_url=fake.response_url()), kind="payload"
+    )
+    assert response.status == 200
+    await fake.wait_for(lambda: ephemerals(fake))
+    assert "this channel's conversation" in ephemerals(fake)[0]
+    assert [b.text for b in await service.store.blocks(channel_key())] == [anywhere["text"]]
+
+    await dispatch(app, command_body("/context", "Planning"))
+    await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    thread = next(ts for ts, m in fake.messages["C1"].items() if m["user"] == BOT_USER)
+    other = fake.user_message("C2", "Budget: 3 apples.", user="U2")
+    await dispatch(app, message_action(other, channel="C2"), kind="payload")
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 2)
+    # C2 has no context thread: its own channel conversation gets it.
+    assert [b.text for b in await service.store.blocks(channel_key("C2"))] == [other["text"]]
+
+    later = fake.user_message("C1", "Also bring pears.", user="U2")
+    await dispatch(app, message_action(later), kind="payload")
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 3)
+    assert "“Planning”" in ephemerals(fake)[2]
+    (block,) = await service.store.blocks(channel_key(thread=thread))
+    assert block.text == "Also bring pears."
+    assert block.metadata["author"] == "Bob Roe" and block.metadata["channel"] == "#general"
+    assert block.metadata["url"].endswith(later["ts"].replace(".", ""))
+
+
+async def test_stop_button_cancels_the_job_of_its_owner_only(
+    app: AsyncApp, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    stranger = block_action("stop_answer", "job123 U1", message_ts="1.000001", user="U2")
+    assert (await dispatch(app, stranger, kind="payload")).status == 200
+    await fake.wait_for(lambda: ephemerals(fake, "U2"))
+    assert ephemerals(fake, "U2") == ["Only <@U1> can stop this answer."]
+    assert await redis.get(keys.job_cancel("job123")) is None
+
+    owner = block_action("stop_answer", "job123 U1", message_ts="1.000001", user="U1")
+    started = time.monotonic()
+    assert (await dispatch(app, owner, kind="payload")).status == 200
+    assert time.monotonic() - started < 3.0
+    assert await eventually(lambda: redis.get(keys.job_cancel("job123"))) == "1"
+
+
+@pytest.mark.parametrize("rate_limit", [1])
+async def test_rate_limit_gets_a_private_reply(
+    app: AsyncApp, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    await dispatch(app, command_body("/ask", "first"))
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await answer_of(fake, posts[0])
+    response = await dispatch(app, command_body("/ask", "second"))
+    assert response.status == 200
+    replies = await fake.wait_for(lambda: ephemerals(fake))
+    assert replies[0].startswith("Slow down: you can ask 1 questions a minute. Try again in ")
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert len(await job_outputs(redis, key_prefix)) == 1
+    # Another person is not limited by the first one.
+    await dispatch(app, command_body("/ask", "mine", user="U2"))
+    await fake.wait_for(lambda: len(fake.calls_to("chat.postMessage")) == 2)
+
+
+async def test_mode_and_reset_commands(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    await dispatch(app, command_body("/ask-mode"))
+    await fake.wait_for(lambda: ephemerals(fake))
+    assert ephemerals(fake)[0].startswith("Mode of this channel's conversation: *history*.")
+    await dispatch(app, command_body("/ask-mode", "no-history"))
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 2)
+    assert await service.get_mode(channel_key()) is Mode.NO_HISTORY
+    await dispatch(app, command_body("/ask-mode", "sometimes"))
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 3)
+    assert ephemerals(fake)[2].startswith("Unknown mode")
+    assert await service.get_mode(channel_key()) is Mode.NO_HISTORY
+
+    await service.set_mode(channel_key(), Mode.HISTORY)
+    await dispatch(app, command_body("/ask", "remember me"))
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await answer_of(fake, posts[0])
+    await dispatch(app, command_body("/ask-reset"))
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 4)
+    assert ephemerals(fake)[3].startswith("Forgot this channel's conversation (1 turns)")
+    assert await service.store.history(channel_key()) == []

@@ -1,0 +1,270 @@
+"""``run_slack`` for real: HTTP mode through bolt's aiohttp server on 127.0.0.1 and Socket Mode
+over a WebSocket, with signed requests, against the fake Slack and the real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.ratelimit import RateLimiter
+from bots.runtime import Runtime
+from bots.service import ChatService
+from bots.slack_app import build_slack_app, run_slack, serve_http
+from config.keys import Keys
+from config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
+from conversations.models import ConversationKey
+from tests.bots.fake_slack import (
+    BOT_USER,
+    FakeSlack,
+    command_body,
+    event_envelope,
+    mention_event,
+    signed_request,
+)
+
+SECRET = "http-mode-signing-secret-0123456789"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def settings(
+    fake: FakeSlack, redis_url: str, key_prefix: str, demo_model_dir: Path, tmp_path: Path
+) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        redis=RedisSettings(url=redis_url, key_prefix=key_prefix),
+        engine=EngineSettings(model_dir=demo_model_dir, max_new_tokens=16),
+        slack=SlackSettings(
+            bot_token=fake.bot_token,
+            app_token=fake.app_token,
+            signing_secret=SECRET,
+            api_base_url=fake.api_url,
+            http_host="127.0.0.1",
+        ),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_listening(port: int, task: asyncio.Task[int], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if task.done():
+            raise AssertionError(f"run_slack ended early with {task.result()}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError("the HTTP server did not start")
+
+
+def final_answer(fake: FakeSlack, channel: str = "C1") -> dict[str, Any] | None:
+    for message in fake.messages[channel].values():
+        blocks = message.get("blocks") or []
+        if (
+            message["user"] == BOT_USER
+            and "edited" in message
+            and not message["text"].endswith("▌")
+            and all(b["type"] != "actions" for b in blocks)
+        ):
+            return message
+    return None
+
+
+async def stop_with_sigterm(task: asyncio.Task[int]) -> int:
+    os.kill(os.getpid(), signal.SIGTERM)
+    return await asyncio.wait_for(task, 20)
+
+
+async def test_http_mode_answers_signed_requests(
+    settings: Settings, fake: FakeSlack, service: ChatService
+) -> None:
+    port = free_port()
+    runtime = await Runtime(settings).open()
+    task = asyncio.create_task(run_slack(runtime, http=True, port=port))
+    try:
+        await wait_listening(port, task)
+        url = f"http://127.0.0.1:{port}/slack/events"
+        raw, headers = signed_request(command_body("/ask", "Is the sky blue?"), SECRET)
+        async with aiohttp.ClientSession() as http:
+            started = time.monotonic()
+            async with http.post(url, data=raw, headers=headers) as response:
+                assert response.status == 200
+            assert time.monotonic() - started < 3.0
+        await fake.wait_for(lambda: final_answer(fake), what="the answer")
+        assert fake.calls[0].method == "auth.test", "the token is checked at start"
+        history = await service.store.history(ConversationKey("slack", fake.team_id, "C1"))
+        assert [t.user for t in history] == ["Is the sky blue?"]
+        assert await stop_with_sigterm(task) == 0
+    finally:
+        if not task.done():
+            task.cancel()
+        await runtime.close()
+
+
+@pytest.mark.parametrize("forgery", ["missing", "wrong", "stale", "garbage"])
+async def test_forged_requests_get_401_and_change_nothing(
+    forgery: str,
+    fake: FakeSlack,
+    service: ChatService,
+    redis: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    slack = SlackSettings(
+        bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url
+    )
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    app = build_slack_app(service, RateLimiter(redis, key_prefix, 5), slack, client)
+    runner = await serve_http(app, "127.0.0.1", 0, "/slack/events", SECRET)
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    body = command_body("/ask", "Enqueue me")
+    if forgery == "missing":
+        raw, headers = signed_request(body, SECRET)
+        del headers["x-slack-signature"]
+    elif forgery == "wrong":
+        raw, headers = signed_request(body, "not-the-secret")
+    elif forgery == "stale":
+        raw, headers = signed_request(body, SECRET, timestamp=int(time.time()) - 301)
+    else:
+        raw, headers = signed_request({"payload": "not json"}, "not-the-secret")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=raw, headers=headers) as response:
+                assert response.status == 401
+            # The same request, signed now with the right secret, goes through.
+            raw, headers = signed_request(body, SECRET, timestamp=int(time.time()) - 200)
+            async with http.post(url, data=raw, headers=headers) as response:
+                assert response.status == 200
+        await fake.wait_for(lambda: final_answer(fake))
+        keys = Keys(key_prefix)
+        outputs = [k async for k in redis.scan_iter(keys.job_output("*"))]
+        assert len(outputs) == 1, "only the properly signed request was enqueued"
+    finally:
+        await runner.cleanup()
+
+
+async def test_nothing_is_stored_for_a_forged_request(
+    fake: FakeSlack, service: ChatService, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    slack = SlackSettings(
+        bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url
+    )
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    app = build_slack_app(service, RateLimiter(redis, key_prefix, 5), slack, client)
+    runner = await serve_http(app, "127.0.0.1", 0, "/slack/events", SECRET)
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in (
+                command_body("/context", "Forged"),
+                command_body("/ask-mode", "no-history"),
+            ):
+                raw, headers = signed_request(body, "forged-secret")
+                async with http.post(url, data=raw, headers=headers) as response:
+                    assert response.status == 401
+            raw, headers = signed_request({"payload": "{not json"}, SECRET)
+            async with http.post(url, data=raw, headers=headers) as response:
+                assert response.status == 400
+                assert "could not be read" in (await response.json())["text"]
+    finally:
+        await runner.cleanup()
+    assert fake.calls == []
+    assert [k async for k in redis.scan_iter(f"{key_prefix}:conv:*")] == []
+    assert [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))] == []
+    assert await redis.xlen(Keys(key_prefix).jobs) == 0
+
+
+async def test_socket_mode_receives_envelopes_and_acks_them(
+    settings: Settings, fake: FakeSlack, service: ChatService
+) -> None:
+    runtime = await Runtime(settings).open()
+    task = asyncio.create_task(run_slack(runtime, http=False, port=0))
+    try:
+        envelope = await fake.send_envelope("slash_commands", command_body("/ask", "Hi there"))
+        ack = await fake.wait_for(lambda: fake.socket_replies.get(envelope), timeout=3.0)
+        assert ack == {"envelope_id": envelope}
+        await fake.wait_for(lambda: final_answer(fake))
+        opened = fake.calls_to("apps.connections.open")
+        assert len(opened) == 1 and opened[0].token == fake.app_token
+
+        mention = fake.user_message("C1", f"<@{BOT_USER}> and you?")
+        await fake.send_envelope("events_api", event_envelope(mention_event(mention)))
+        reply = await fake.wait_for(
+            lambda: [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+        )
+        assert reply[0].params["thread_ts"] == mention["ts"]
+        assert await stop_with_sigterm(task) == 0
+    finally:
+        if not task.done():
+            task.cancel()
+        await runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("http", "unset", "variable"),
+    [
+        (False, "bot_token", "AIROBOROS_SLACK_BOT_TOKEN"),
+        (False, "app_token", "AIROBOROS_SLACK_APP_TOKEN"),
+        (True, "signing_secret", "AIROBOROS_SLACK_SIGNING_SECRET"),
+    ],
+)
+async def test_missing_secrets_exit_2_naming_the_variable(
+    settings: Settings,
+    fake: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    http: bool,
+    unset: str,
+    variable: str,
+) -> None:
+    settings.slack = settings.slack.model_copy(update={unset: None})
+    runtime = await Runtime(settings).open()
+    try:
+        assert await run_slack(runtime, http=http, port=free_port()) == 2
+    finally:
+        await runtime.close()
+    err = capsys.readouterr().err
+    assert err.startswith(f"airoboros-bot: {variable} is not set") and err.count("\n") == 1
+    for secret in (fake.bot_token, fake.app_token, SECRET):
+        assert secret not in err
+    assert fake.calls == []
+
+
+async def test_a_refused_token_exits_1_without_printing_it(
+    settings: Settings, fake: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.slack = settings.slack.model_copy(update={"bot_token": SecretStr("xoxb-revoked")})
+    runtime = await Runtime(settings).open()
+    try:
+        assert await run_slack(runtime, http=False, port=0) == 1
+    finally:
+        await runtime.close()
+    err = capsys.readouterr().err
+    assert err == "airoboros-bot: Slack refused AIROBOROS_SLACK_BOT_TOKEN (invalid_auth)\n"
