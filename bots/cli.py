@@ -200,12 +200,24 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
     from bots.discord_bot import run_discord
 
+    token = settings.discord.token
+    if token is None or not token.get_secret_value().strip():  # fail before loading the model
+        print(
+            "airoboros-bot: AIROBOROS_DISCORD_TOKEN is not set: put your bot's token from the "
+            "Discord developer portal in it (see README, Discord).",
+            file=sys.stderr,
+        )
+        return 2
     return await _run_bot(settings, args, run_discord)
 
 
 async def _slack(settings: Settings, args: argparse.Namespace) -> int:
-    from bots.slack_app import run_slack
+    from bots.slack_app import missing_settings, run_slack
 
+    missing = missing_settings(settings.slack, args.http)  # fail before loading the model
+    if missing:
+        print(f"airoboros-bot: {missing}", file=sys.stderr)
+        return 2
     return await _run_bot(settings, args, run_slack, http=args.http, port=args.port)
 
 

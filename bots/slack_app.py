@@ -376,7 +376,8 @@ async def serve_http(
     return runner
 
 
-def _missing(settings: SlackSettings, http: bool) -> str | None:
+def missing_settings(settings: SlackSettings, http: bool) -> str | None:
+    """The first secret the chosen mode needs that is not set, as a one-line message."""
     needed = [("bot_token", "AIROBOROS_SLACK_BOT_TOKEN")]
     if http:
         needed.append(("signing_secret", "AIROBOROS_SLACK_SIGNING_SECRET"))
@@ -397,7 +398,7 @@ async def run_slack(runtime: Runtime, *, http: bool, port: int) -> int:
     ``http_host:port`` + ``http_path`` and verifies every request with the signing secret.
     """
     settings = runtime.settings.slack
-    missing = _missing(settings, http)
+    missing = missing_settings(settings, http)
     if missing:
         print(f"airoboros-bot: {missing}", file=sys.stderr)
         return 2

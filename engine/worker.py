@@ -165,6 +165,7 @@ class Worker:
                 batches.add(task)
                 task.add_done_callback(batches.discard)
         finally:
+            self._stopping.set()
             if batches:
                 await asyncio.gather(*batches, return_exceptions=True)
             for task in background:
@@ -318,11 +319,11 @@ class Worker:
             if finished:
                 break
             arrived.clear()
+            waiter = asyncio.ensure_future(arrived.wait())
             await asyncio.wait(
-                [generation, asyncio.ensure_future(arrived.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-                timeout=0.25,
+                [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=0.25
             )
+            waiter.cancel()
         try:
             results = generation.result()
         finally:
@@ -409,13 +410,21 @@ class Worker:
         self.metrics.job_latency.observe(max(0.0, time.time() - delivery.job.created))
 
     # -- health and recovery ------------------------------------------------------------------
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the worker is told to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _heartbeat_loop(self) -> None:
-        while True:
+        # Loops end on `_stopping`, not only on cancellation: a cancel that lands inside a
+        # Redis call's own timeout can surface as TimeoutError (an OSError), which is handled
+        # below like a Redis outage and would swallow the cancel.
+        while not self._stopping.is_set():
             try:
                 await self.heartbeat()
             except REDIS_DOWN:
                 log.warning("heartbeat: Redis unreachable")
-            await asyncio.sleep(self.settings.heartbeat_s)
+            await self._pause(self.settings.heartbeat_s)
 
     async def heartbeat(self) -> None:
         """Report in (health key with TTL) and keep this worker's running jobs claimed."""
@@ -447,8 +456,10 @@ class Worker:
 
     async def _janitor_loop(self) -> None:
         interval = max(0.5, self.settings.claim_idle_ms / 2000)
-        while True:
-            await asyncio.sleep(interval)
+        while not self._stopping.is_set():
+            await self._pause(interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self.reclaim()
             except REDIS_DOWN:
