@@ -93,6 +93,23 @@ class ChatService:
         """Tokens of ``text`` in the model's tokenizer (off the event loop)."""
         return await asyncio.to_thread(self._count_tokens, text)
 
+    def _job(self, prompt: str, max_new_tokens: int, temperature: float | None) -> Job:
+        """A generation job with the configured sampling, stop strings and deadline."""
+        settings = self.engine_settings
+        sampling = Sampling(
+            temperature=settings.temperature if temperature is None else temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+        )
+        return Job(
+            prompt=prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            stop=STOP_STRINGS,
+            deadline=time.time() + settings.job_timeout_s,
+        )
+
     def _check_question(self, question: str) -> str:
         question = question.strip()
         if not question:
@@ -135,23 +152,10 @@ class ChatService:
             )
         )
         await self.store.set_meta(key, "last_question", question)
-        sampling = Sampling(
-            temperature=settings.temperature if temperature is None else temperature,
-            top_k=settings.top_k,
-            top_p=settings.top_p,
-            repetition_penalty=settings.repetition_penalty,
-        )
-        deadline = time.time() + settings.job_timeout_s
-        job = Job(
-            prompt=fitted.text,
-            max_new_tokens=fitted.max_new_tokens,
-            sampling=sampling,
-            stop=STOP_STRINGS,
-            deadline=deadline,
-        )
+        job = self._job(fitted.text, fitted.max_new_tokens, temperature)
         handle = await self.engine.submit(job)
         yield Submitted(job.id, fitted.prompt_tokens, fitted.dropped_turns, fitted.omitted_blocks)
-        async for chunk in self.engine.stream(handle, deadline=deadline + 5):
+        async for chunk in self.engine.stream(handle, deadline=job.deadline + 5):
             if isinstance(chunk, Queued):
                 yield chunk
             elif chunk.kind == "token":
@@ -281,22 +285,9 @@ class ChatService:
                 max_new_tokens=max_new_tokens,
             )
         )
-        sampling = Sampling(
-            temperature=temperature,
-            top_k=settings.top_k,
-            top_p=settings.top_p,
-            repetition_penalty=settings.repetition_penalty,
-        )
-        deadline = time.time() + settings.job_timeout_s
-        job = Job(
-            prompt=fitted.text,
-            max_new_tokens=fitted.max_new_tokens,
-            sampling=sampling,
-            stop=STOP_STRINGS,
-            deadline=deadline,
-        )
+        job = self._job(fitted.text, fitted.max_new_tokens, temperature)
         handle = await self.engine.submit(job)
-        async for chunk in self.engine.stream(handle, deadline=deadline + 5):
+        async for chunk in self.engine.stream(handle, deadline=job.deadline + 5):
             if not isinstance(chunk, Queued) and chunk.kind == "done":
                 return chunk.text
         raise ChatError("The engine ended the answer without a result: ask again.")
