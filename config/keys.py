@@ -39,6 +39,16 @@ class Keys:
         return f"{self.prefix}:worker:{worker}"
 
     @property
+    def workers(self) -> str:
+        """Sorted set indexing the workers' heartbeat keys (name -> last report + TTL)."""
+        return f"{self.prefix}:workers"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel on which readers announce cancelled job ids."""
+        return f"{self.prefix}:cancels"
+
+    @property
     def worker_health_pattern(self) -> str:
         """Pattern matching every worker's heartbeat key."""
         return f"{self.prefix}:worker:*"

@@ -50,7 +50,15 @@ class EngineSettings(BaseModel):
     inter_threads: int = Field(default=1, ge=1, le=16)
     intra_threads: int = Field(default=0, ge=0, le=256)
     max_batch_size: int = Field(default=16, ge=1, le=256)
-    batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=1000, description="wait for more jobs after each arrival"
+    )
+    batch_wait_max_ms: float = Field(
+        default=50.0, ge=0, le=5000, description="longest wait to fill a batch"
+    )
+    stream_interval_ms: float = Field(
+        default=25.0, ge=1, le=1000, description="how often streamed text is flushed to Redis"
+    )
     max_new_tokens: int = Field(default=512, ge=1, le=4096)
     context_length: int = Field(default=2048, ge=64, le=65536)
     temperature: float = Field(default=0.7, ge=0, le=5)

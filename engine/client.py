@@ -80,13 +80,30 @@ class EngineClient:
         )
 
     async def live_workers(self) -> list[str]:
-        """Names of the workers whose heartbeat has not expired."""
+        """Names of the workers whose heartbeat key has not expired.
+
+        Workers index themselves in a sorted set, so this costs two round trips whatever the
+        size of the keyspace; the heartbeat keys stay the truth (a key that expired or was
+        deleted means that worker is gone). Only when the index is empty is the keyspace scanned.
+        """
+        prefix = self._keys.worker_health("")
         try:
-            names = [k async for k in self._redis.scan_iter(self._keys.worker_health_pattern)]
+            names = await self._redis.zrangebyscore(self._keys.workers, time.time(), "+inf")
+            if not names:
+                found = self._redis.scan_iter(self._keys.worker_health_pattern, count=1000)
+                names = [str(k).removeprefix(prefix) async for k in found]
+            if not names:
+                return []
+            alive = await self._redis.exists(*(self._keys.worker_health(n) for n in names))
+            if alive == len(names):
+                return sorted(names)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.exists(self._keys.worker_health(name))
+                flags = await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError):
             raise self._unreachable() from None
-        prefix = self._keys.worker_health("")
-        return sorted(str(n).removeprefix(prefix) for n in names)
+        return sorted(n for n, flag in zip(names, flags, strict=True) if flag)
 
     async def submit(self, job: Job) -> JobHandle:
         """Put the job on the queue; raise EngineUnavailable when no worker is alive."""
@@ -101,8 +118,14 @@ class EngineClient:
         return JobHandle(job.id, str(entry_id))
 
     async def cancel(self, job_id: str) -> None:
-        """Ask the worker to stop this job's generation (it ends within one step)."""
-        await self._redis.set(self._keys.job_cancel(job_id), "1", ex=3600)
+        """Ask the worker to stop this job's generation (it ends within one step).
+
+        The cancel key is what counts; the pub/sub message only makes the worker see it sooner.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.job_cancel(job_id), "1", ex=3600)
+            pipe.publish(self._keys.cancel_channel, job_id)
+            await pipe.execute()
 
     async def queue_position(self, handle: JobHandle) -> int | None:
         """How many jobs are ahead of this one, or None once a worker has taken it."""

@@ -123,6 +123,7 @@ class Worker:
         self._running: dict[str, str] = {}  # entry id -> job id
         self._reclaimed: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._stopping = asyncio.Event()
+        self._cancelled: set[str] = set()  # ids of running jobs whose reader asked to stop
         self.jobs_done = 0
         self.started_at = time.time()
 
@@ -139,6 +140,7 @@ class Worker:
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._janitor_loop(), name="worker-janitor"),
+            asyncio.create_task(self._cancel_listener(), name="worker-cancels"),
         ]
         batches: set[asyncio.Task[None]] = set()
         log.info("worker %s ready: %s", self.name, self.generator.describe())
@@ -172,7 +174,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(REDIS_DOWN):
-                await self.redis.delete(self.keys.worker_health(self.name))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(self.keys.worker_health(self.name))
+                    pipe.zrem(self.keys.workers, self.name)
+                    await pipe.execute()
 
     def stop(self) -> None:
         """Finish the running batches, then return from `run()`."""
@@ -195,10 +200,14 @@ class Worker:
             deliveries = await self._read_new(limit, block_ms=500)
             if not deliveries:
                 return []
-        if len(deliveries) < limit and self.settings.batch_wait_ms > 0:
-            await asyncio.sleep(self.settings.batch_wait_ms / 1000)
-        if len(deliveries) < limit:
-            deliveries += await self._read_new(limit - len(deliveries), block_ms=None)
+        # Collect a burst: every arrival restarts the short wait, up to batch_wait_max_ms.
+        wait_ms = self.settings.batch_wait_ms
+        cap = time.monotonic() + self.settings.batch_wait_max_ms / 1000
+        while len(deliveries) < limit and wait_ms > 0 and time.monotonic() < cap:
+            more = await self._read_new(limit - len(deliveries), block_ms=max(1, round(wait_ms)))
+            if not more:
+                break
+            deliveries += more
         return deliveries
 
     async def _read_new(self, count: int, block_ms: int | None) -> list[_Delivery]:
@@ -245,6 +254,7 @@ class Worker:
         finally:
             for delivery in deliveries:
                 self._running.pop(delivery.entry_id, None)
+                self._cancelled.discard(delivery.job.id)
             self._slots.release()
 
     async def _filter_runnable(self, deliveries: list[_Delivery]) -> list[_Delivery]:
@@ -301,18 +311,25 @@ class Worker:
         arrived = asyncio.Event()
         stopped: set[int] = set()
         deadlines = [item.job.deadline for item in running]
+        cancelled = self._cancelled
 
         def on_token(index: int, token_id: int) -> bool:
-            running[index].pending.append(token_id)
-            loop.call_soon_threadsafe(arrived.set)
+            # Runs on CTranslate2's thread for every token: keep it cheap. Only an item's first
+            # token wakes the event loop (time to first token); the rest are flushed every
+            # stream_interval_ms.
+            item = running[index]
+            if not item.pending and not item.tokens:
+                loop.call_soon_threadsafe(arrived.set)
+            item.pending.append(token_id)
             deadline = deadlines[index]
             if deadline and time.time() > deadline:
                 stopped.add(index)
-            return index in stopped
+            return index in stopped or item.job.id in cancelled
 
         generation = asyncio.ensure_future(
             asyncio.to_thread(self.generator.generate, prompts, limits, params, on_token)
         )
+        interval = self.settings.stream_interval_ms / 1000
         while True:
             finished = generation.done()
             await self._flush(running, stopped)
@@ -321,7 +338,7 @@ class Worker:
             arrived.clear()
             waiter = asyncio.ensure_future(arrived.wait())
             await asyncio.wait(
-                [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=0.25
+                [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=interval
             )
             waiter.cancel()
         try:
@@ -375,7 +392,7 @@ class Worker:
             if item.emitted and not item.first_token_at:
                 item.first_token_at = now
                 self.metrics.time_to_first_token.observe(max(0.0, now - item.job.created))
-            if flag and item.finish is None:
+            if (flag or item.job.id in self._cancelled) and item.finish is None:
                 item.finish = "cancelled"
             if item.finish is not None:
                 stopped.add(index)
@@ -436,9 +453,13 @@ class Worker:
             "running": len(self._running),
             "at": time.time(),
         }
-        await self.redis.set(
-            self.keys.worker_health(self.name), json.dumps(info), ex=self.settings.health_ttl_s
-        )
+        ttl = self.settings.health_ttl_s
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.worker_health(self.name), json.dumps(info), ex=ttl)
+            pipe.zadd(self.keys.workers, {self.name: now + ttl})
+            pipe.zremrangebyscore(self.keys.workers, "-inf", now - 24 * 3600)
+            await pipe.execute()
         await self._measure_queue()
         if self._running:
             await self.redis.xclaim(
@@ -453,6 +474,27 @@ class Worker:
         for group in groups:
             if group["name"] == CONSUMER_GROUP and group.get("lag") is not None:
                 self.metrics.queue_depth.set(int(group["lag"]))
+
+    async def _cancel_listener(self) -> None:
+        """Hear cancel requests at once (pub/sub); the cancel keys checked at every flush stay
+        the fallback when a message is missed."""
+        while not self._stopping.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.cancel_channel)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=0.5)
+                    if not message:
+                        continue
+                    data = message["data"]
+                    job_id = data.decode() if isinstance(data, bytes) else str(data)
+                    if job_id in self._running.values():
+                        self._cancelled.add(job_id)
+            except REDIS_DOWN:
+                await self._pause(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def _janitor_loop(self) -> None:
         interval = max(0.5, self.settings.claim_idle_ms / 2000)

@@ -1,0 +1,178 @@
+"""What the whole path costs over calling CTranslate2 directly, measured side by side.
+
+Throughput: N concurrent requests through client -> Redis -> worker -> reply streams versus one
+``generate_batch`` of the same N prompts; ``ratio`` = path tokens/s over raw tokens/s (target
+>= 0.9). Latency: one request at a time, path versus a single raw call; the median difference
+is ``added_latency_ms`` (target <= 5 ms). A third column, `engine.generator.Generator.generate`
+called directly (raw plus the per-token step callback the worker uses), splits the overhead into
+what the callback costs and what the queue, the worker loop and the client cost.
+
+    python -m benchmarks.overhead            # 16 requests x 64 tokens, hidden 512, 8 layers
+    python -m benchmarks.overhead --quick    # a tiny model (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from benchmarks.common import (
+    CPU_SHAPE,
+    QUICK_SHAPE,
+    EngineConfig,
+    EngineGenerator,
+    RawModel,
+    Report,
+    add_common_arguments,
+    ask,
+    chat_prompts,
+    concurrently,
+    default_cache_dir,
+    ensure_bench_model,
+    median,
+    redis_server,
+    run_benchmark,
+    say,
+    whole_path,
+    work_dir,
+)
+
+THROUGHPUT_TARGET = 0.90
+LATENCY_TARGET_MS = 5.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.overhead",
+        description="The whole path versus one raw generate_batch call, side by side.",
+    )
+    parser.add_argument("--requests", type=int, default=None, help="batch size (default 16)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="tokens each (default 64)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="throughput rounds, median kept (default 5)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="single-request repeats (default 9)"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny model, few short requests")
+    add_common_arguments(parser)
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> Report:
+    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    requests = args.requests or (4 if args.quick else 16)
+    new_tokens = args.new_tokens or (8 if args.quick else 64)
+    rounds = args.rounds or (1 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 9)
+    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
+    engine = EngineConfig(
+        model_dir,
+        max_batch_size=max(requests, 1),
+        batch_wait_ms=args.batch_wait_ms,
+        intra_threads=args.threads,
+    )
+    prompts = chat_prompts(requests)
+    say(f"overhead: {requests} requests x {new_tokens} new tokens, model {shape.label} int8")
+    say(f"  worker: {args.worker}, {engine.describe()}")
+    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
+        say(f"  redis: {redis_label}")
+        async with whole_path(redis_url, engine, worker_mode=args.worker, work_dir=tmp) as client:
+            raw = await asyncio.to_thread(RawModel, engine)
+            gen = await asyncio.to_thread(EngineGenerator, engine)
+            try:
+                # Warm up at full size (buffers, threads, one Redis connection per reader).
+                await concurrently(client, prompts, new_tokens)
+                await ask(client, prompts[0], new_tokens)
+                await asyncio.to_thread(raw.batch, prompts, new_tokens)
+                await asyncio.to_thread(gen.batch, prompts, new_tokens)
+
+                say(f"single requests ({repeats} repeats, interleaved) ...")
+                single_raw, single_gen, single_path, ttft = [], [], [], []
+                for i in range(repeats):
+                    prompt = prompts[i % len(prompts)]
+                    single_raw.append(await asyncio.to_thread(raw.batch, [prompt], new_tokens))
+                    single_gen.append(await asyncio.to_thread(gen.batch, [prompt], new_tokens))
+                    answer = await ask(client, prompt, new_tokens)
+                    single_path.append(answer)
+                    ttft.append(answer.ttft_s)
+
+                say(f"batches of {requests} ({rounds} rounds, interleaved) ...")
+                batch_raw, batch_gen, batch_path = [], [], []
+                for _ in range(rounds):
+                    batch_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
+                    batch_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
+                    batch_path.append(await concurrently(client, prompts, new_tokens))
+            finally:
+                raw.close()
+                gen.close()
+
+    report = Report("overhead")
+    raw_tps = median([r.tokens_per_s for r in batch_raw])
+    gen_tps = median([r.tokens_per_s for r in batch_gen])
+    path_tps = median([r.tokens_per_s for r in batch_path])
+    ratio = path_tps / raw_tps
+    raw_ms = 1000 * median([r.wall_s for r in single_raw])
+    gen_ms = 1000 * median([r.wall_s for r in single_gen])
+    path_ms = 1000 * median([a.latency_s for a in single_path])
+    added_ms = path_ms - raw_ms
+    report.add("ratio", ratio)
+    report.add("throughput_target", THROUGHPUT_TARGET)
+    report.add("added_latency_ms", added_ms)
+    report.add("latency_target_ms", LATENCY_TARGET_MS)
+    report.add("meets_target", ratio >= THROUGHPUT_TARGET and added_ms <= LATENCY_TARGET_MS)
+    report.add("requests", requests)
+    report.add("new_tokens", new_tokens)
+    report.add("model", f"{shape.label}-int8")
+    report.add("worker", args.worker)
+    report.add("batch_wait_ms", args.batch_wait_ms)
+    say(f"throughput, {requests} at once (median of {rounds}):")
+    report.add("raw_tok_s", raw_tps, "raw generate_batch", "tok/s")
+    report.add("generator_tok_s", gen_tps, "Generator.generate (with step callback)", "tok/s")
+    report.add("path_tok_s", path_tps, "whole path", "tok/s")
+    report.add(
+        "path_batches", median([r.batches for r in batch_path]), "whole path: worker batches"
+    )
+    report.add(
+        "path_submit_spread_ms",
+        1000 * median([r.submit_spread_s for r in batch_path]),
+        "whole path: first to last job queued",
+        "ms",
+    )
+    say(f"latency of one request (median of {repeats}):")
+    report.add("raw_latency_ms", raw_ms, "raw generate_batch", "ms")
+    report.add("generator_latency_ms", gen_ms, "Generator.generate (with step callback)", "ms")
+    report.add("path_latency_ms", path_ms, "whole path, submit to done", "ms")
+    report.add("path_ttft_ms", 1000 * median(ttft), "whole path, submit to first text", "ms")
+    report.add(
+        "path_submit_ms",
+        1000 * median([a.submit_s for a in single_path]),
+        "whole path, EngineClient.submit",
+        "ms",
+    )
+    report.add("callback_ms", gen_ms - raw_ms, "added by the step callback", "ms")
+    report.add("queue_ms", path_ms - gen_ms, "added by queue + worker + client", "ms")
+    say(f"    (the worker waits {args.batch_wait_ms:g} ms for more jobs before each batch)")
+    tokens = sum(r.tokens for r in batch_path) + sum(a.tokens for a in single_path)
+    report.add("tokens_generated", tokens, "tokens generated (path)")
+    report.add("expected_tokens", new_tokens * (rounds * requests + repeats))
+    report.add("model_build_s", build_s)
+    say(
+        f"  ratio (path / raw throughput)                {ratio:.3f}  "
+        f"(target >= {THROUGHPUT_TARGET:g})"
+    )
+    say(
+        f"  added latency, one request                   {added_ms:.1f} ms  "
+        f"(target <= {LATENCY_TARGET_MS:g} ms)"
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; the last printed line is its JSON figures."""
+    args = _parser().parse_args(argv)
+    return run_benchmark("overhead", _run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

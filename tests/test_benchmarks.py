@@ -1,0 +1,184 @@
+"""The benchmarks run end to end in their smallest modes and end with one JSON line.
+
+Each runs as a subprocess, as a developer or CI would run it, on a real Redis-protocol server
+and the real CTranslate2 runtime. Speed targets are not asserted here (that is what the
+benchmarks are for); the figures must be there, positive, and every answer must have run to its
+full length.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import cached_build
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 180
+
+COMMON_KEYS = {"bench", "ratio", "new_tokens", "worker", "tokens_generated", "expected_tokens"}
+EXPECTED = {
+    "batching": (
+        ["--quick"],
+        {
+            "path_concurrent_tok_s",
+            "path_sequential_tok_s",
+            "raw_ratio",
+            "raw_batch_s",
+            "raw_sequential_s",
+            "requests",
+        },
+    ),
+    "overhead": (
+        ["--quick"],
+        {
+            "raw_tok_s",
+            "generator_tok_s",
+            "path_tok_s",
+            "raw_latency_ms",
+            "path_latency_ms",
+            "path_ttft_ms",
+            "added_latency_ms",
+        },
+    ),
+    "gpu_7b": (
+        ["--small", "--quick"],
+        {
+            "batch1_raw_tok_s",
+            "batch1_path_tok_s",
+            "aggregate_raw_tok_s",
+            "aggregate_generator_tok_s",
+            "aggregate_path_tok_s",
+            "concurrency",
+            "device",
+        },
+    ),
+}
+POSITIVE = {
+    "ratio",
+    "path_concurrent_tok_s",
+    "path_sequential_tok_s",
+    "raw_ratio",
+    "raw_tok_s",
+    "generator_tok_s",
+    "path_tok_s",
+    "raw_latency_ms",
+    "path_latency_ms",
+    "path_ttft_ms",
+    "batch1_raw_tok_s",
+    "batch1_path_tok_s",
+    "aggregate_raw_tok_s",
+    "aggregate_generator_tok_s",
+    "aggregate_path_tok_s",
+}
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the module, so each model is built once."""
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_smallest_mode_ends_with_its_figures(
+    name: str, bench_cache: Path, redis_url: str
+) -> None:
+    options, keys = EXPECTED[name]
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
+    if name == "gpu_7b":
+        env.pop("REDIS_URL", None)  # this one starts its own embedded Valkey
+    else:
+        env["REDIS_URL"] = redis_url
+    done = _run([f"benchmarks.{name}", *options], env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert figures["bench"] == name
+    assert COMMON_KEYS | keys <= figures.keys()
+    for key in POSITIVE & figures.keys():
+        assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures[key])
+    # The models never end early, so every answer ran to its full length.
+    assert figures["tokens_generated"] == figures["expected_tokens"] > 0
+    assert len(lines) > 3  # the human-readable figures come before the JSON line
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert f"python -m benchmarks.{name}" in out
+    assert "--quick" in out and "--worker" in out and "--cache-dir" in out
+
+
+def test_gpu_7b_without_a_gpu_says_how_to_run_on_cpu(tmp_path: Path) -> None:
+    import ctranslate2
+
+    from benchmarks import gpu_7b
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as exited:
+        gpu_7b.main(["--cache-dir", str(tmp_path)])
+    assert "--small" in str(exited.value.code)
+    assert list(tmp_path.iterdir()) == []  # refused before building anything
+
+
+def test_cached_build_builds_once_and_never_leaves_half_a_model(tmp_path: Path) -> None:
+    calls: list[Path] = []
+
+    def build(out: Path) -> None:
+        calls.append(out)
+        (out / "model.bin").write_bytes(b"x")
+
+    target = tmp_path / "model"
+    path, seconds = cached_build(target, build)
+    assert path == target and (target / "model.bin").read_bytes() == b"x"
+    assert seconds > 0 and len(calls) == 1
+    assert cached_build(target, build) == (target, 0.0)
+    assert len(calls) == 1
+
+    def broken(out: Path) -> None:
+        (out / "model.bin").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        cached_build(tmp_path / "other", broken)
+    assert not (tmp_path / "other").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".other.build")] == []
+
+
+def test_a_worker_that_cannot_start_fails_the_benchmark_with_its_reason(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from benchmarks.common import QUICK_SHAPE
+
+    broken = tmp_path / f"demo-{QUICK_SHAPE.label}-int8-noeos"  # the cached model's place
+    broken.mkdir()
+    (broken / "model.bin").write_bytes(b"not a model")
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(tmp_path), REDIS_URL=redis_url)
+    done = _run(["benchmarks.batching", "--quick"], env)
+    assert done.returncode == 1
+    assert "batching: the worker exited" in done.stderr
+    assert "model" in done.stderr.lower()
+    assert not done.stdout.strip().splitlines()[-1].startswith("{")
