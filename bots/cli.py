@@ -12,6 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
+from bots.games import GameEngine
 from bots.runtime import Runtime
 from bots.supervisor import supervise
 from bots.terminal import TerminalChat
@@ -151,6 +152,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
             multiline=args.multiline,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
+            games=GameEngine(runtime.redis, runtime.keys, service, settings.games),
         )
         return await chat.run()
     finally:

@@ -1,6 +1,6 @@
 """The Slack Web API calls the Slack adapter makes (a small protocol), and payload helpers.
 
-`bots/slack_app.py` implements it with slack_sdk's ``AsyncWebClient``; the adapter's logic
+`bots/slack_web.py` implements it with slack_sdk's ``AsyncWebClient``; the adapter's logic
 (`slack_chat`, `slack_context`, `slack_stream`) only sees this protocol and `SlackCallFailed`.
 """
 

@@ -47,6 +47,16 @@ EXPECTED = {
             "added_latency_ms",
         },
     ),
+    "inter_threads": (
+        ["--quick"],
+        {
+            "short_latency_inter1_ms",
+            "short_latency_inter2_ms",
+            "long_latency_inter1_ms",
+            "long_latency_inter2_ms",
+            "short_requests",
+        },
+    ),
     "gpu_7b": (
         ["--small", "--quick"],
         {
@@ -62,6 +72,8 @@ EXPECTED = {
 }
 POSITIVE = {
     "ratio",
+    "short_latency_inter1_ms",
+    "short_latency_inter2_ms",
     "path_concurrent_tok_s",
     "path_sequential_tok_s",
     "raw_ratio",

@@ -480,20 +480,15 @@ class FakeDiscord:
         roles: Iterable[str] = (),
     ) -> dict[str, Any]:
         """An INTERACTION_CREATE payload for ``/name [subcommand] options...``."""
-        guild_id = channel.get("guild_id")
-        command = self._command(name, 1, guild_id)
         values = [
             {"name": key, "type": _option_type(value), "value": value}
             for key, value in (options or {}).items()
         ]
         if subcommand:
             values = [{"name": subcommand, "type": 1, "options": values}]
-        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1}
-        if values:
-            data["options"] = values
-        if command.get("guild_id"):
-            data["guild_id"] = command["guild_id"]
-        return self._interaction(2, data, channel, user, roles)
+        return self._command_interaction(
+            name, 1, {"options": values} if values else {}, channel, user, roles
+        )
 
     def message_command(
         self,
@@ -505,14 +500,21 @@ class FakeDiscord:
         roles: Iterable[str] = (),
     ) -> dict[str, Any]:
         """An INTERACTION_CREATE payload for a message context menu command on ``target``."""
-        command = self._command(name, 3, channel.get("guild_id"))
-        data: dict[str, Any] = {
-            "id": command["id"],
-            "name": name,
-            "type": 3,
-            "target_id": target["id"],
-            "resolved": {"messages": {target["id"]: dict(target)}},
-        }
+        data = {"target_id": target["id"], "resolved": {"messages": {target["id"]: dict(target)}}}
+        return self._command_interaction(name, 3, data, channel, user, roles)
+
+    def _command_interaction(
+        self,
+        name: str,
+        kind: int,
+        extra: Mapping[str, Any],
+        channel: Mapping[str, Any],
+        user: Mapping[str, Any],
+        roles: Iterable[str],
+    ) -> dict[str, Any]:
+        """An INTERACTION_CREATE payload running command ``name`` of type ``kind``."""
+        command = self._command(name, kind, channel.get("guild_id"))
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": kind, **extra}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
         return self._interaction(2, data, channel, user, roles)

@@ -10,26 +10,27 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import ENGINE_DOWN, AiroborosBot, build_discord_bot, run_discord
-from bots.ratelimit import RateLimiter
+from bots.discord_bot import AiroborosBot, run_discord
+from bots.discord_core import ENGINE_DOWN
 from bots.render import WRITING_MARKER
 from bots.runtime import Runtime
 from bots.service import ChatService
 from config.keys import Keys
-from config.settings import ChatSettings, DiscordSettings, EngineSettings, load_settings
+from config.settings import ChatSettings, EngineSettings, load_settings
 from conversations.models import ConversationKey, Turn
 from conversations.store import ConversationStore
 from engine.client import EngineClient
 from engine.generator import Generator
 from engine.protocol import Chunk
 from engine.worker import Worker
+from tests.bots import discord_fixtures
+from tests.bots.discord_fixtures import key, original_edits, running_bot
 from tests.bots.fake_discord import (
     EPHEMERAL,
     LOADING,
@@ -37,46 +38,10 @@ from tests.bots.fake_discord import (
     World,
     assert_no_mentions,
     buttons,
-    discord_api,
     inject,
-    logged_in,
-    make_world,
 )
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = await FakeDiscord().start()
-    try:
-        async with discord_api(server):
-            yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-def world(fake: FakeDiscord) -> World:
-    return make_world(fake)
-
-
-@asynccontextmanager
-async def running_bot(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    **options: object,
-) -> AsyncIterator[AiroborosBot]:
-    settings = DiscordSettings(**options)  # type: ignore[arg-type]
-    limiter = RateLimiter(redis, key_prefix, settings.rate_limit_per_minute)
-    bot = build_discord_bot(service, limiter, settings)
-    async with logged_in(fake, bot, world):
-        yield bot
-
-
-def key(world: World, channel: dict, thread: str = "") -> ConversationKey:
-    return ConversationKey("discord", world.guild["id"], channel["id"], thread)
+fake, world = discord_fixtures.fake, discord_fixtures.world
 
 
 async def final_answer(fake: FakeDiscord, bot: AiroborosBot, payload: dict) -> dict:
@@ -99,14 +64,6 @@ def callback(fake: FakeDiscord, payload: dict) -> dict:
     return call.json
 
 
-def edits(fake: FakeDiscord, payload: dict) -> list:
-    return [
-        r
-        for r in fake.interaction_calls(payload)
-        if r.method == "PATCH" and r.path.endswith("/@original")
-    ]
-
-
 async def ephemeral_reply(fake: FakeDiscord, payload: dict) -> str:
     """Wait for an ephemeral callback message; return its content."""
     await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged, 10)
@@ -125,7 +82,7 @@ async def test_login_syncs_commands_globally_and_says_so(
     key_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_bot")
+    caplog.set_level(logging.INFO, logger="bots.discord_client")
     async with running_bot(fake, world, service, redis, key_prefix):
         pass
     assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
@@ -154,7 +111,7 @@ async def test_login_syncs_to_configured_guilds_and_logs_failures(
     key_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_bot")
+    caplog.set_level(logging.INFO, logger="bots.discord_client")
     unknown = 42
     async with running_bot(
         fake, world, service, redis, key_prefix, guild_ids=[world.guild_id, unknown]
@@ -188,7 +145,7 @@ async def test_ask_defers_then_streams_the_workers_answer(
     assert final["content"] == turn.assistant.strip()
     assert buttons(final) == {"Continue in thread": "airoboros:thread"}
 
-    patches = edits(fake, payload)
+    patches = original_edits(fake, payload)
     writing = [p for p in patches if p.json.get("content", "").endswith(WRITING_MARKER)]
     assert writing, "the answer is shown while it is written"
     stop = buttons(writing[0].json)["Stop"]
@@ -306,7 +263,7 @@ async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
     async with running_bot(fake, world, service, redis, key_prefix) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "still there?"})
         inject(bot, "INTERACTION_CREATE", payload)
-        await fake.wait_for(lambda: edits(fake, payload), 10, "the first edit")
+        await fake.wait_for(lambda: original_edits(fake, payload), 10, "the first edit")
         await redis.delete(Keys(key_prefix).worker_health(worker.name))  # the worker dies
         followup = await fake.wait_for(
             lambda: [r for r in fake.interaction_calls(payload) if r.method == "POST"][1:], 15

@@ -4,65 +4,17 @@ fake REST server, real worker on the tiny model; blocks are read back from the r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot, build_discord_bot
-from bots.ratelimit import RateLimiter
-from bots.render import WRITING_MARKER
+from bots.discord_bot import AiroborosBot
 from bots.service import ChatService
-from config.settings import DiscordSettings
-from conversations.models import ConversationKey
-from tests.bots.fake_discord import (
-    EPHEMERAL,
-    LOADING,
-    FakeDiscord,
-    World,
-    assert_no_mentions,
-    discord_api,
-    inject,
-    logged_in,
-    make_world,
-)
+from tests.bots import discord_fixtures
+from tests.bots.discord_fixtures import key, running_bot, written_answer
+from tests.bots.fake_discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = await FakeDiscord().start()
-    try:
-        async with discord_api(server):
-            yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-def world(fake: FakeDiscord) -> World:
-    return make_world(fake)
-
-
-@asynccontextmanager
-async def running_bot(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    **options: object,
-) -> AsyncIterator[AiroborosBot]:
-    settings = DiscordSettings(**options)  # type: ignore[arg-type]
-    limiter = RateLimiter(redis, key_prefix, settings.rate_limit_per_minute)
-    bot = build_discord_bot(service, limiter, settings)
-    async with logged_in(fake, bot, world):
-        yield bot
-
-
-def key(world: World, channel: dict, thread: str = "") -> ConversationKey:
-    return ConversationKey("discord", world.guild["id"], channel["id"], thread)
+fake, world = discord_fixtures.fake, discord_fixtures.world
 
 
 def link(world: World, channel_id: str, message_id: str) -> str:
@@ -96,19 +48,6 @@ async def reply_in(fake: FakeDiscord, bot: AiroborosBot, channel_id: str, count:
     )
     assert await bot.running.wait_idle(20)
     return posts
-
-
-async def final_answer(fake: FakeDiscord, bot: AiroborosBot, payload: dict) -> dict:
-    def done() -> dict | None:
-        message = fake.original(payload)
-        content = message.get("content", "")
-        if not content or message["flags"] & LOADING or content.endswith(WRITING_MARKER):
-            return None
-        return message
-
-    await fake.wait_for(done, 30, "the final answer")
-    assert await bot.running.wait_idle(10)
-    return fake.original(payload)
 
 
 async def test_context_thread_stores_posts_and_files_with_metadata(
@@ -184,7 +123,7 @@ async def test_questions_in_a_context_thread_are_answered_with_sources(
         posts = await reply_in(fake, bot, tid, 2)
         ask = fake.slash("ask", thread, world.alice, {"question": "And their source?"})
         inject(bot, "INTERACTION_CREATE", ask)
-        final = await final_answer(fake, bot, ask)
+        final = await written_answer(fake, bot, ask)
 
     source = f"[message by Bob](<{link(world, tid, fact['id'])}>) — Bob, {today()}"
     assert str(posts[1].json["message_reference"]["message_id"]) == mention["id"]
@@ -321,7 +260,7 @@ async def test_blocks_that_do_not_fit_the_window_are_named(
         inject(bot, "THREAD_CREATE", fake.thread_create(thread["id"]))
         ask = fake.slash("ask", thread, world.alice, {"question": "Summarize."})
         inject(bot, "INTERACTION_CREATE", ask)
-        final = await final_answer(fake, bot, ask)
+        final = await written_answer(fake, bot, ask)
         listing = fake.slash("context", thread, world.alice, subcommand="list")
         inject(bot, "INTERACTION_CREATE", listing)
         await fake.wait_for(lambda: fake.original(listing).get("content"), 10)

@@ -14,27 +14,18 @@ from contextlib import asynccontextmanager
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot, build_discord_bot
-from bots.ratelimit import RateLimiter
+from bots.discord_bot import AiroborosBot
 from bots.render import WRITING_MARKER
 from bots.service import Answer, AnswerEvent, ChatService, Delta, Submitted
 from config.keys import Keys
-from config.settings import ChatSettings, DiscordSettings, EngineSettings
+from config.settings import ChatSettings, EngineSettings
 from conversations.models import ContextBlock, ConversationKey
 from conversations.store import ConversationStore
 from engine.client import EngineClient, Queued
 from engine.generator import Generator
-from tests.bots.fake_discord import (
-    LOADING,
-    FakeDiscord,
-    World,
-    assert_no_mentions,
-    buttons,
-    discord_api,
-    inject,
-    logged_in,
-    make_world,
-)
+from tests.bots import discord_fixtures
+from tests.bots.discord_fixtures import original_edits, running_bot, written_answer
+from tests.bots.fake_discord import FakeDiscord, World, assert_no_mentions, buttons, inject
 
 Script = Callable[[str], AsyncIterator[AnswerEvent]]
 JOB = "0123456789abcdef0123456789abcdef"
@@ -52,19 +43,7 @@ class ScriptedChat(ChatService):
             yield event
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = await FakeDiscord().start()
-    try:
-        async with discord_api(server):
-            yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-def world(fake: FakeDiscord) -> World:
-    return make_world(fake)
+fake, world = discord_fixtures.fake, discord_fixtures.world
 
 
 @pytest.fixture
@@ -81,35 +60,13 @@ async def chat(redis: aioredis.Redis, key_prefix: str, generator: Generator) -> 
 
 
 @asynccontextmanager
-async def running_bot(
+async def scripted_bot(
     fake: FakeDiscord, world: World, chat: ScriptedChat, script: Script, redis: aioredis.Redis
 ) -> AsyncIterator[AiroborosBot]:
+    """The bot on ``chat`` answering from ``script``, with no rate limit."""
     chat.script = script
-    settings = DiscordSettings()
-    bot = build_discord_bot(chat, RateLimiter(redis, "unused", 0), settings)
-    async with logged_in(fake, bot, world):
+    async with running_bot(fake, world, chat, redis, "unused", rate_limit_per_minute=0) as bot:
         yield bot
-
-
-async def finished(fake: FakeDiscord, bot: AiroborosBot, payload: dict) -> dict:
-    def done() -> dict | None:
-        message = fake.original(payload)
-        content = message.get("content", "")
-        if not content or message["flags"] & LOADING or content.endswith(WRITING_MARKER):
-            return None
-        return message
-
-    await fake.wait_for(done, 30, "the final answer")
-    assert await bot.running.wait_idle(10)
-    return fake.original(payload)
-
-
-def original_edits(fake: FakeDiscord, payload: dict) -> list:
-    return [
-        r
-        for r in fake.interaction_calls(payload)
-        if r.method == "PATCH" and r.path.endswith("/@original")
-    ]
 
 
 def words(pages: list[str]) -> list[str]:
@@ -130,10 +87,10 @@ async def test_edits_stream_at_most_about_once_a_second(
             yield Delta(piece)
         yield Answer("".join(pieces).strip(), "eos", 32, 12, ())
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "count"})
         inject(bot, "INTERACTION_CREATE", payload)
-        final = await finished(fake, bot, payload)
+        final = await written_answer(fake, bot, payload)
 
     patches = original_edits(fake, payload)
     writing = [p for p in patches if p.json["content"].endswith(WRITING_MARKER)]
@@ -163,10 +120,10 @@ async def test_queue_position_is_shown_while_waiting(
         yield Delta("Hello")
         yield Answer("Hello", "eos", 1, 12, ())
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "hi"})
         inject(bot, "INTERACTION_CREATE", payload)
-        await finished(fake, bot, payload)
+        await written_answer(fake, bot, payload)
     shown = [p.json["content"] for p in original_edits(fake, payload)]
     assert shown[:3] == [
         "Thinking… ▌",
@@ -192,10 +149,10 @@ async def test_long_answers_continue_in_follow_ups_without_cutting_words_or_code
             yield Delta(chunk)
         yield Answer(text, "eos", 900, 12, ())
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "long"})
         inject(bot, "INTERACTION_CREATE", payload)
-        final = await finished(fake, bot, payload)
+        final = await written_answer(fake, bot, payload)
         followups = fake.followups(payload)
 
     pages = [final["content"]] + [m["content"] for m in followups]
@@ -232,10 +189,10 @@ async def test_sources_are_links_and_left_out_blocks_are_named(
         yield Submitted(JOB, 900, 0, (too_big,))
         yield Answer("Blueberries are now green.", "eos", 6, 900, (used,))
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "color?"})
         inject(bot, "INTERACTION_CREATE", payload)
-        final = await finished(fake, bot, payload)
+        final = await written_answer(fake, bot, payload)
     assert final["content"] == (
         "Blueberries are now green.\n\n"
         f"**Sources**\n1. [notes \\[v2\\].md](<{url}>) — Alice, 2026-11-02\n\n"
@@ -253,14 +210,14 @@ async def test_model_output_cannot_ping_anyone(
         yield Delta(nasty)
         yield Answer(nasty, "eos", 9, 12, ())
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "ping?"})
         inject(bot, "INTERACTION_CREATE", payload)
         mention = fake.message_create(
             world.general, world.bob, f"<@{fake.bot_user['id']}> ping?", mentions=[fake.bot_user]
         )
         inject(bot, "MESSAGE_CREATE", mention)
-        final = await finished(fake, bot, payload)
+        final = await written_answer(fake, bot, payload)
         await fake.wait_for(
             lambda: any(
                 m["content"] == nasty
@@ -287,7 +244,7 @@ async def test_answers_to_mentions_are_edited_replies_with_more_pages(
             yield Delta(text[i : i + 700])
         yield Answer(text, "eos", 700, 12, ())
 
-    async with running_bot(fake, world, chat, script, redis) as bot:
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
         mention = fake.message_create(
             world.general,
             world.alice,

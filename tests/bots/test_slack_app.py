@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.ratelimit import RateLimiter
 from bots.service import ChatService
-from bots.slack_app import build_slack_app
 from bots.slack_format import escape
 from config.keys import Keys
-from config.settings import SlackSettings
 from conversations.models import ConversationKey, Mode
+from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,
     TEAM,
@@ -35,24 +30,16 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-    signed_request,
+)
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    dispatch,
+    ephemerals,
+    is_final,
+    job_outputs,
 )
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-def slack_settings(fake: FakeSlack) -> SlackSettings:
-    return SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url)
+fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
 
 @pytest.fixture
@@ -61,30 +48,8 @@ def rate_limit() -> int:
 
 
 @pytest.fixture
-def limiter(redis: aioredis.Redis, key_prefix: str, rate_limit: int) -> RateLimiter:
-    return RateLimiter(redis, key_prefix, rate_limit)
-
-
-@pytest.fixture
-def client(fake: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-
-
-@pytest.fixture
-def app(
-    service: ChatService,
-    limiter: RateLimiter,
-    slack_settings: SlackSettings,
-    client: AsyncWebClient,
-) -> AsyncApp:
-    return build_slack_app(service, limiter, slack_settings, client)
-
-
-async def dispatch(
-    app: AsyncApp, body: dict[str, Any], *, kind: str = "form", secret: str = SECRET
-) -> BoltResponse:
-    raw, headers = signed_request(body, secret, kind=kind)
-    return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
+def app(make_app: AppFactory, service: ChatService, rate_limit: int) -> AsyncApp:
+    return make_app(service, rate_limit_per_minute=rate_limit)
 
 
 async def eventually(read: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
@@ -95,11 +60,6 @@ async def eventually(read: Callable[[], Awaitable[Any]], timeout: float = 10.0) 
     return value
 
 
-async def job_outputs(redis: aioredis.Redis, key_prefix: str) -> list[str]:
-    """Reply streams of every job submitted so far (done jobs leave the job stream)."""
-    return [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
-
-
 def channel_key(channel: str = "C1", thread: str = "") -> ConversationKey:
     return ConversationKey("slack", TEAM, channel, thread)
 
@@ -107,17 +67,7 @@ def channel_key(channel: str = "C1", thread: str = "") -> ConversationKey:
 def finished(fake: FakeSlack, channel: str, ts: str) -> dict[str, Any] | None:
     """The message once its answer is complete: no writing marker, no Stop button."""
     message = fake.messages[channel].get(ts)
-    if message is None or "edited" not in message or message["text"].endswith("▌"):
-        return None
-    if any(b["type"] == "actions" for b in message.get("blocks") or []):
-        return None
-    return message
-
-
-def ephemerals(fake: FakeSlack, user: str = "U1") -> list[str]:
-    return [
-        c.params["text"] for c in fake.calls_to("chat.postEphemeral") if c.params["user"] == user
-    ]
+    return message if message is not None and is_final(message) else None
 
 
 async def answer_of(fake: FakeSlack, post: Call) -> dict[str, Any]:

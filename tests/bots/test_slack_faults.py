@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.ratelimit import RateLimiter
 from bots.service import ChatService
-from bots.slack_app import build_slack_app
 from config.keys import CONSUMER_GROUP, Keys
-from config.settings import ChatSettings, EngineSettings, SlackSettings
+from config.settings import ChatSettings, EngineSettings
 from conversations.models import ConversationKey
 from conversations.store import ConversationStore
 from engine.client import EngineClient
 from engine.generator import Generator
+from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,
     TEAM,
@@ -31,37 +25,10 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-    signed_request,
 )
+from tests.bots.slack_fixtures import AppFactory, dispatch, ephemerals, final_answer, job_outputs
 
-SECRET = "a-signing-secret-for-fault-tests"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-AppFactory = Callable[..., AsyncApp]
-
-
-@pytest.fixture
-def make_app(fake: FakeSlack, redis: aioredis.Redis, key_prefix: str) -> AppFactory:
-    """Build the app on a chat service, with settings overrides."""
-
-    def build(chat: ChatService, **settings: Any) -> AsyncApp:
-        slack = SlackSettings(
-            bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url, **settings
-        )
-        client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-        limiter = RateLimiter(redis, key_prefix, slack.rate_limit_per_minute)
-        return build_slack_app(chat, limiter, slack, client)
-
-    return build
+fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
 
 @pytest.fixture
@@ -84,31 +51,9 @@ def workerless_service(
     )
 
 
-async def dispatch(app: AsyncApp, body: dict[str, Any], *, kind: str = "form") -> BoltResponse:
-    raw, headers = signed_request(body, SECRET, kind=kind)
-    return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
-
-
-def ephemerals(fake: FakeSlack, user: str = "U1") -> list[str]:
-    return [
-        c.params["text"] for c in fake.calls_to("chat.postEphemeral") if c.params["user"] == user
-    ]
-
-
-def final_text(fake: FakeSlack, channel: str = "C1") -> str | None:
-    """The text of the bot's first message once it is edited for the last time."""
-    for message in fake.messages[channel].values():
-        if message["user"] == BOT_USER and "edited" in message:
-            blocks = message.get("blocks") or []
-            if not message["text"].endswith("▌") and all(b["type"] != "actions" for b in blocks):
-                return message["text"]
-    return None
-
-
 async def no_jobs(redis: aioredis.Redis, key_prefix: str) -> bool:
-    keys = Keys(key_prefix)
-    outputs = [k async for k in redis.scan_iter(keys.job_output("*"))]
-    return await redis.xlen(keys.jobs) == 0 and not outputs
+    outputs = await job_outputs(redis, key_prefix)
+    return await redis.xlen(Keys(key_prefix).jobs) == 0 and not outputs
 
 
 async def test_engine_down_updates_the_placeholder(
@@ -121,8 +66,10 @@ async def test_engine_down_updates_the_placeholder(
     app = make_app(workerless_service(redis, key_prefix, generator))
     response = await dispatch(app, command_body("/ask", "Anyone there?"))
     assert response.status == 200
-    text = await fake.wait_for(lambda: final_text(fake), what="the error in the placeholder")
-    assert text == ":warning: No engine worker is running: start one with `airoboros-bot worker`."
+    final = await fake.wait_for(lambda: final_answer(fake), what="the error in the placeholder")
+    assert final["text"] == (
+        ":warning: No engine worker is running: start one with `airoboros-bot worker`."
+    )
     assert fake.calls_to("chat.postMessage")[0].params["text"].startswith("Thinking")
     assert await no_jobs(redis, key_prefix)
 
@@ -143,8 +90,8 @@ async def test_engine_timeout_updates_the_placeholder(
     )
     app = make_app(chat, edit_interval_s=0.2)
     await dispatch(app, command_body("/ask", "Hello?"))
-    text = await fake.wait_for(lambda: final_text(fake), what="the timeout in the placeholder")
-    assert text == ":warning: No engine worker took the question in time."
+    final = await fake.wait_for(lambda: final_answer(fake), what="the timeout in the placeholder")
+    assert final["text"] == ":warning: No engine worker took the question in time."
     shown = [u.params["text"] for u in fake.calls_to("chat.update")]
     assert any(t.startswith("Queued, next…") for t in shown), shown
 
@@ -261,7 +208,7 @@ async def test_direct_messages_follow_the_setting(
     await dispatch(make_app(service, allow_dms=True), event_envelope(question), kind="json")
     posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
     assert posts[0].params["channel"] == "D1" and "thread_ts" not in posts[0].params
-    await fake.wait_for(lambda: final_text(fake, "D1") is not None)
+    await fake.wait_for(lambda: final_answer(fake, "D1") is not None)
     history = await service.store.history(ConversationKey("slack", TEAM, "D1", ""))
     assert [t.user for t in history] == ["Hi bot, what is 2 + 2?"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.render import AnswerView
@@ -24,7 +23,11 @@ from bots.slack_format import (
 )
 from config.settings import SlackSettings
 from conversations.models import ContextBlock
-from tests.bots.fake_slack import FakeSlack, command_body, signed_request
+from tests.bots import slack_fixtures
+from tests.bots.fake_slack import FakeSlack, command_body
+from tests.bots.slack_fixtures import SECRET, dispatch
+
+fake, client = slack_fixtures.fake, slack_fixtures.client
 
 MANIFEST = Path(__file__).resolve().parents[2] / "config" / "slack-manifest.yaml"
 
@@ -118,26 +121,19 @@ def test_manifest_matches_the_app() -> None:
     assert settings["interactivity"]["is_enabled"] is True
 
 
-async def test_every_manifest_command_is_handled() -> None:
+async def test_every_manifest_command_is_handled(fake: FakeSlack, client: AsyncWebClient) -> None:
     yaml = pytest.importorskip("yaml")
     manifest = yaml.safe_load(MANIFEST.read_text())
-    secret = "manifest-secret"
-    fake = await FakeSlack().start()
-    try:
-        settings = SlackSettings(
-            bot_token=fake.bot_token,
-            signing_secret=secret,
-            api_base_url=fake.api_url,
-            channel_ids=["CNONE"],
-        )
-        client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-        app = build_slack_app(None, None, settings, client)  # type: ignore[arg-type]
-        for entry in manifest["features"]["slash_commands"]:
-            raw, headers = signed_request(command_body(entry["command"], "x"), secret)
-            response = await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
-            # The channel is not allowed: a handled command is refused; an unknown one would
-            # be answered "I don't know".
-            assert response.status == 200
-            assert "not enabled in this channel" in str(response.body), entry["command"]
-    finally:
-        await fake.close()
+    settings = SlackSettings(
+        bot_token=fake.bot_token,
+        signing_secret=SECRET,
+        api_base_url=fake.api_url,
+        channel_ids=["CNONE"],
+    )
+    app = build_slack_app(None, None, settings, client)  # type: ignore[arg-type]
+    for entry in manifest["features"]["slash_commands"]:
+        response = await dispatch(app, command_body(entry["command"], "x"))
+        # The channel is not allowed: a handled command is refused; an unknown one would
+        # be answered "I don't know".
+        assert response.status == 200
+        assert "not enabled in this channel" in str(response.body), entry["command"]

@@ -10,21 +10,19 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.ratelimit import RateLimiter
 from bots.runtime import Runtime
 from bots.service import ChatService
-from bots.slack_app import build_slack_app, run_slack, serve_http
+from bots.slack_app import run_slack, serve_http
 from config.keys import Keys
 from config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
 from conversations.models import ConversationKey
+from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,
     FakeSlack,
@@ -33,17 +31,9 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
+from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, job_outputs
 
-SECRET = "http-mode-signing-secret-0123456789"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.close()
+fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
 
 @pytest.fixture
@@ -86,17 +76,14 @@ async def wait_listening(port: int, task: asyncio.Task[int], timeout: float = 20
     raise AssertionError("the HTTP server did not start")
 
 
-def final_answer(fake: FakeSlack, channel: str = "C1") -> dict[str, Any] | None:
-    for message in fake.messages[channel].values():
-        blocks = message.get("blocks") or []
-        if (
-            message["user"] == BOT_USER
-            and "edited" in message
-            and not message["text"].endswith("▌")
-            and all(b["type"] != "actions" for b in blocks)
-        ):
-            return message
-    return None
+@pytest.fixture
+async def events_url(make_app: AppFactory, service: ChatService) -> AsyncIterator[str]:
+    """The app on the chat service, served over HTTP on a free port: its events URL."""
+    runner = await serve_http(make_app(service), "127.0.0.1", 0, "/slack/events", SECRET)
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    finally:
+        await runner.cleanup()
 
 
 async def stop_with_sigterm(task: asyncio.Task[int]) -> int:
@@ -132,19 +119,8 @@ async def test_http_mode_answers_signed_requests(
 
 @pytest.mark.parametrize("forgery", ["missing", "wrong", "stale", "garbage"])
 async def test_forged_requests_get_401_and_change_nothing(
-    forgery: str,
-    fake: FakeSlack,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
+    forgery: str, fake: FakeSlack, events_url: str, redis: aioredis.Redis, key_prefix: str
 ) -> None:
-    slack = SlackSettings(
-        bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url
-    )
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-    app = build_slack_app(service, RateLimiter(redis, key_prefix, 5), slack, client)
-    runner = await serve_http(app, "127.0.0.1", 0, "/slack/events", SECRET)
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
     body = command_body("/ask", "Enqueue me")
     if forgery == "missing":
         raw, headers = signed_request(body, SECRET)
@@ -155,50 +131,36 @@ async def test_forged_requests_get_401_and_change_nothing(
         raw, headers = signed_request(body, SECRET, timestamp=int(time.time()) - 301)
     else:
         raw, headers = signed_request({"payload": "not json"}, "not-the-secret")
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(url, data=raw, headers=headers) as response:
-                assert response.status == 401
-            # The same request, signed now with the right secret, goes through.
-            raw, headers = signed_request(body, SECRET, timestamp=int(time.time()) - 200)
-            async with http.post(url, data=raw, headers=headers) as response:
-                assert response.status == 200
-        await fake.wait_for(lambda: final_answer(fake))
-        keys = Keys(key_prefix)
-        outputs = [k async for k in redis.scan_iter(keys.job_output("*"))]
-        assert len(outputs) == 1, "only the properly signed request was enqueued"
-    finally:
-        await runner.cleanup()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 401
+        # The same request, signed now with the right secret, goes through.
+        raw, headers = signed_request(body, SECRET, timestamp=int(time.time()) - 200)
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 200
+    await fake.wait_for(lambda: final_answer(fake))
+    outputs = await job_outputs(redis, key_prefix)
+    assert len(outputs) == 1, "only the properly signed request was enqueued"
 
 
 async def test_nothing_is_stored_for_a_forged_request(
-    fake: FakeSlack, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeSlack, events_url: str, redis: aioredis.Redis, key_prefix: str
 ) -> None:
-    slack = SlackSettings(
-        bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url
-    )
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-    app = build_slack_app(service, RateLimiter(redis, key_prefix, 5), slack, client)
-    runner = await serve_http(app, "127.0.0.1", 0, "/slack/events", SECRET)
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for body in (
-                command_body("/context", "Forged"),
-                command_body("/ask-mode", "no-history"),
-            ):
-                raw, headers = signed_request(body, "forged-secret")
-                async with http.post(url, data=raw, headers=headers) as response:
-                    assert response.status == 401
-            raw, headers = signed_request({"payload": "{not json"}, SECRET)
-            async with http.post(url, data=raw, headers=headers) as response:
-                assert response.status == 400
-                assert "could not be read" in (await response.json())["text"]
-    finally:
-        await runner.cleanup()
+    async with aiohttp.ClientSession() as http:
+        for body in (
+            command_body("/context", "Forged"),
+            command_body("/ask-mode", "no-history"),
+        ):
+            raw, headers = signed_request(body, "forged-secret")
+            async with http.post(events_url, data=raw, headers=headers) as response:
+                assert response.status == 401
+        raw, headers = signed_request({"payload": "{not json"}, SECRET)
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 400
+            assert "could not be read" in (await response.json())["text"]
     assert fake.calls == []
     assert [k async for k in redis.scan_iter(f"{key_prefix}:conv:*")] == []
-    assert [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))] == []
+    assert await job_outputs(redis, key_prefix) == []
     assert await redis.xlen(Keys(key_prefix).jobs) == 0
 
 

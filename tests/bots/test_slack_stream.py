@@ -17,25 +17,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.render import EditBudget
 from bots.service import Answer, AnswerEvent, Delta, Submitted
-from bots.slack_app import WebApi
 from bots.slack_format import PAGE_LIMIT, SECTION_LIMIT, answer_blocks
 from bots.slack_stream import FAILED, SlackAnswerSink, render_answer
+from bots.slack_web import WebApi
 from engine.client import JobTimedOut
+from tests.bots import slack_fixtures
 from tests.bots.fake_slack import FakeSlack
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.close()
+fake, client = slack_fixtures.fake, slack_fixtures.client
 
 
 @pytest.fixture
-def api(fake: FakeSlack) -> WebApi:
-    return WebApi(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+def api(client: AsyncWebClient) -> WebApi:
+    return WebApi(client)
 
 
 class FakeClock:

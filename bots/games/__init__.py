@@ -1,0 +1,43 @@
+"""Trivia and word games for any chat platform.
+
+An adapter builds one `GameEngine`, implements `GameOutput` (render a `GameMessage` in a
+channel), calls `start` / `stop` / `leaderboard` for its commands, passes players' plain
+messages to `on_message`, and calls `resume_all(platform)` at start-up. See docs/games.md.
+"""
+
+from bots.games.clock import Clock, ScaledClock, SystemClock
+from bots.games.engine import GameEngine, GameOutput
+from bots.games.generate import QuestionModel
+from bots.games.models import (
+    AnswerOutcome,
+    AnswerStatus,
+    Commands,
+    GameError,
+    GameKind,
+    GameMessage,
+    GameStatus,
+    LeaderboardRow,
+    MessageKind,
+    Question,
+    QuestionKind,
+)
+
+__all__ = [
+    "AnswerOutcome",
+    "AnswerStatus",
+    "Clock",
+    "Commands",
+    "GameEngine",
+    "GameError",
+    "GameKind",
+    "GameMessage",
+    "GameOutput",
+    "GameStatus",
+    "LeaderboardRow",
+    "MessageKind",
+    "Question",
+    "QuestionKind",
+    "QuestionModel",
+    "ScaledClock",
+    "SystemClock",
+]

@@ -1,0 +1,138 @@
+"""Game fixtures: a clock moved by hand, a platform that records what it is sent, a model that
+says what the test scripted, and the engine on the real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from bots.games import GameEngine, GameMessage, MessageKind
+from config.keys import Keys
+from config.settings import GameSettings
+from conversations.models import ConversationKey
+
+CHANNEL = ConversationKey("test", "w1", "c1")
+START = 1_800_000_000.0
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, start: float = START) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, when: float) -> None:
+        if when <= self._now:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (when, future)
+        self._sleepers.append(entry)
+        try:
+            await future
+        finally:
+            self._sleepers.remove(entry)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake whoever sleeps until then."""
+        self._now += seconds
+        for when, future in list(self._sleepers):
+            if when <= self._now and not future.done():
+                future.set_result(None)
+
+    async def idle(self, timeout: float = 5.0) -> None:
+        """Wait (real time) until some task sleeps on this clock again."""
+        for _ in range(int(timeout / 0.002)):
+            if any(w > self._now and not f.done() for w, f in self._sleepers):
+                return
+            await asyncio.sleep(0.002)
+        raise AssertionError("the game loop never went back to sleep")
+
+
+class RecordingOutput:
+    """A platform that keeps every message it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[ConversationKey, GameMessage]] = []
+
+    async def send(self, channel: ConversationKey, message: GameMessage) -> None:
+        self.sent.append((channel, message))
+
+    def of(self, kind: MessageKind, channel: ConversationKey | None = None) -> list[GameMessage]:
+        return [m for c, m in self.sent if m.kind is kind and (channel is None or c == channel)]
+
+    async def wait_for(
+        self, kind: MessageKind, count: int = 1, channel: ConversationKey | None = None
+    ) -> GameMessage:
+        """The ``count``-th message of this kind, waiting (real time) for it to come."""
+        for _ in range(2500):
+            found = self.of(kind, channel)
+            if len(found) >= count:
+                return found[count - 1]
+            await asyncio.sleep(0.002)
+        raise AssertionError(f"no {kind} #{count}; got {[m.kind for _, m in self.sent]}")
+
+
+class ScriptedModel:
+    """Answers each instruction with the next scripted text (or raises the scripted error)."""
+
+    def __init__(self, outputs: list[str | Exception] | None = None) -> None:
+        self.outputs = list(outputs or [])
+        self.prompts: list[str] = []
+
+    async def complete(
+        self, instruction: str, *, max_new_tokens: int = 256, temperature: float = 0.7
+    ) -> str:
+        self.prompts.append(instruction)
+        item = self.outputs.pop(0) if self.outputs else "<nothing scripted>"
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def output() -> RecordingOutput:
+    return RecordingOutput()
+
+
+EngineFactory = Callable[..., GameEngine]
+
+
+@pytest.fixture
+async def make_engine(
+    redis: aioredis.Redis, key_prefix: str, clock: FakeClock, output: RecordingOutput
+) -> AsyncIterator[EngineFactory]:
+    """Build engines on the test's Redis keys (all closed at the end)."""
+    engines: list[GameEngine] = []
+
+    def build(model: ScriptedModel | None = None, seed: int = 7, **settings: object) -> GameEngine:
+        values: dict[str, object] = {"use_model": model is not None}
+        values.update(settings)
+        engine = GameEngine(
+            redis,
+            Keys(key_prefix),
+            model,
+            GameSettings(**values),  # type: ignore[arg-type]
+            output=output,
+            clock=clock,
+            rng=random.Random(seed),
+        )
+        engines.append(engine)
+        return engine
+
+    yield build
+    for engine in engines:
+        await engine.close()

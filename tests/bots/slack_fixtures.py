@@ -1,0 +1,97 @@
+"""What the Slack app tests share: the fake Slack, a Web API client on it, the app built on a
+chat service, signed requests dispatched to it, and reading back what the bot posted.
+
+A test module takes the fixtures in by assignment, ``fake = slack_fixtures.fake`` (an import of
+the names would be flagged as shadowed by every test's parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.ratelimit import RateLimiter
+from bots.service import ChatService
+from bots.slack_app import build_slack_app
+from config.keys import Keys
+from config.settings import SlackSettings
+from tests.bots.fake_slack import BOT_USER, FakeSlack, signed_request
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+AppFactory = Callable[..., AsyncApp]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API (and Socket Mode) server."""
+    server = await FakeSlack().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def client(fake: FakeSlack) -> AsyncWebClient:
+    """slack_sdk's Web API client with the bot token, calling the fake."""
+    return AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+
+
+@pytest.fixture
+def make_app(
+    fake: FakeSlack, client: AsyncWebClient, redis: aioredis.Redis, key_prefix: str
+) -> AppFactory:
+    """Build the app on a chat service, signed with `SECRET`, with settings overrides."""
+
+    def build(chat: ChatService, **settings: Any) -> AsyncApp:
+        slack = SlackSettings(
+            bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url, **settings
+        )
+        limiter = RateLimiter(redis, key_prefix, slack.rate_limit_per_minute)
+        return build_slack_app(chat, limiter, slack, client)
+
+    return build
+
+
+async def dispatch(app: AsyncApp, body: dict[str, Any], *, kind: str = "form") -> BoltResponse:
+    """Hand ``body`` to the app as Slack would send it, signed with `SECRET`."""
+    raw, headers = signed_request(body, SECRET, kind=kind)
+    return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
+
+
+async def job_outputs(redis: aioredis.Redis, key_prefix: str) -> list[str]:
+    """Reply streams of every job submitted so far (done jobs leave the job stream)."""
+    return [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
+
+
+def ephemerals(fake: FakeSlack, user: str = "U1") -> list[str]:
+    """The texts of the private replies to ``user``, in order."""
+    return [
+        c.params["text"] for c in fake.calls_to("chat.postEphemeral") if c.params["user"] == user
+    ]
+
+
+def is_final(message: dict[str, Any]) -> bool:
+    """Whether the bot is done with a message: edited, no writing marker, no Stop button."""
+    blocks = message.get("blocks") or []
+    return (
+        "edited" in message
+        and not message["text"].endswith("▌")
+        and all(b["type"] != "actions" for b in blocks)
+    )
+
+
+def final_answer(fake: FakeSlack, channel: str = "C1") -> dict[str, Any] | None:
+    """The first of the bot's messages in ``channel`` that the bot is done with."""
+    for message in fake.messages[channel].values():
+        if message["user"] == BOT_USER and is_final(message):
+            return message
+    return None
