@@ -86,3 +86,16 @@ async def test_context_target_follows_the_channels_context_thread(service: ChatS
     assert (await service.context_target(other)).thread == "t2"
     assert await service.context_title(thread) == "Specs"
     assert await service.context_title(channel) is None
+
+
+async def test_a_question_too_long_for_the_window_says_the_token_counts(
+    service: ChatService,
+) -> None:
+    from conversations.errors import PromptTooLong
+
+    question = " ".join(f"zq{i}x" for i in range(2500))  # under the character limit
+    with pytest.raises(PromptTooLong) as caught:
+        await _ask(service, question)
+    message = caught.value.user_message
+    assert "2048" in message and "tokens" in message
+    assert await service.store.history(KEY) == []

@@ -207,3 +207,12 @@ async def test_a_job_cancelled_while_queued_is_never_generated(
     assert chunks[-1].finish_reason == "cancelled" and chunks[-1].tokens == 0
     batches = worker.metrics.registry.get_sample_value("airoboros_batch_size_count")
     assert batches == 0, "no generate_batch ran"
+
+
+async def test_a_deadline_stops_a_running_answer(worker: Worker, client: EngineClient) -> None:
+    job = Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9), deadline=time.time() + 0.4)
+    chunks = await asyncio.wait_for(_collect(client, await client.submit(job)), 30)
+    done = chunks[-1]
+    assert isinstance(done, Chunk) and done.kind == "done"
+    assert done.finish_reason == "deadline"
+    assert 0 < done.tokens < 1800
