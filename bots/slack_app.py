@@ -26,13 +26,18 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.games import GameEngine
 from bots.ratelimit import RateLimiter
 from bots.runtime import Runtime
 from bots.service import ChatService
 from bots.slack_api import Origin, SlackApi, reply_privately
 from bots.slack_chat import SlackChat
 from bots.slack_format import ADD_CONTEXT_CALLBACK, COMMANDS_HINT, STOP_ACTION
+from bots.slack_game_format import NO_GAMES, SLACK_GAME_COMMANDS
+from bots.slack_game_output import ChannelPacer, SlackGameOutput
+from bots.slack_games import SlackGames
 from bots.slack_serve import run_http, run_socket_mode, serve_http
+from bots.slack_threads import PLATFORM
 from bots.slack_web import WebApi
 from config.settings import SlackSettings
 from conversations.errors import ChatError
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # A message event's handler: (event, team id, the bot's user id).
 EventHandler = Callable[[Mapping[str, Any], str, str | None], Awaitable[None]]
+# The games' look at the same event first: True when it was theirs.
+EventPlay = Callable[[Mapping[str, Any], str, str | None], Awaitable[bool]]
 
 SORRY = "Sorry, something went wrong on my side; it has been logged. Please try again."
 
@@ -77,8 +84,13 @@ def build_slack_app(
     client: AsyncWebClient,
     *,
     clock: Callable[[], float] = time.monotonic,
+    games: GameEngine | None = None,
 ) -> AsyncApp:
-    """The bolt app for ``service``; Web API calls go through ``client`` (its base_url)."""
+    """The bolt app for ``service``; Web API calls go through ``client`` (its base_url).
+
+    With ``games``, the app plays trivia and word games: the engine's messages are posted in
+    Slack (it is attached here) and ``/trivia``, ``/anagram``, ``/words`` drive it.
+    """
     # Socket Mode needs no signing secret; a random one keeps HTTP requests out all the same.
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
     app = AsyncApp(
@@ -103,16 +115,21 @@ def build_slack_app(
     command("/ask-mode", lambda body, _: chat.mode_command(body))
     command("/ask-reset", lambda body, _: chat.reset_command(body))
     command("/context", lambda body, ctx: chat.context_command(body, ctx.bot_user_id))
+    players = _register_games(app, api, chat, settings, games)
 
-    def on_event(name: str, handle: EventHandler) -> None:
+    def on_event(name: str, handle: EventHandler, play: EventPlay | None) -> None:
+        async def both(event: Mapping[str, Any], team: str, bot: str | None) -> None:
+            if play is None or not await play(event, team, bot):
+                await handle(event, team, bot)
+
         async def listener(body: dict, event: dict, context: AsyncBoltContext) -> None:
             team = body.get("team_id") or context.team_id or ""
-            await _guard(api, None, handle(event, team, context.bot_user_id), name)
+            await _guard(api, None, both(event, team, context.bot_user_id), name)
 
         app.event(name)(listener)
 
-    on_event("app_mention", chat.mention)
-    on_event("message", chat.message)
+    on_event("app_mention", chat.mention, players.mention if players else None)
+    on_event("message", chat.message, players.message if players else None)
 
     @app.action(STOP_ACTION)
     async def on_stop(ack, body: dict) -> None:
@@ -130,6 +147,33 @@ def build_slack_app(
 
     _register_fallbacks(app, api)
     return app
+
+
+def _register_games(
+    app: AsyncApp,
+    api: SlackApi,
+    chat: SlackChat,
+    settings: SlackSettings,
+    games: GameEngine | None,
+) -> SlackGames | None:
+    """``/trivia``, ``/anagram`` and ``/words`` (refused politely when games are off)."""
+    players = None
+    if games is not None:
+        output = SlackGameOutput(api, ChannelPacer(settings.game_post_interval_s))
+        games.attach(output, SLACK_GAME_COMMANDS)
+        players = SlackGames(games, chat, output)
+
+    async def listener(ack, body: dict) -> None:
+        refusal = players.check_command(body) if players else chat.check_command(body)
+        await ack(refusal or "")
+        if refusal is None:
+            origin = chat.command_origin(body)
+            work = players.command(body) if players else reply_privately(api, origin, NO_GAMES)
+            await _guard(api, origin, work, str(body.get("command")))
+
+    for name in ("/trivia", "/anagram", "/words"):
+        app.command(name)(listener)
+    return players
 
 
 def _register_fallbacks(app: AsyncApp, api: SlackApi) -> None:
@@ -219,7 +263,9 @@ async def run_slack(runtime: Runtime, *, http: bool, port: int) -> int:
         return 1
     log.info("Slack: workspace %s, bot @%s", identity.get("team"), identity.get("user"))
     limiter = RateLimiter(runtime.redis, runtime.keys.prefix, settings.rate_limit_per_minute)
-    app = build_slack_app(runtime.service(), limiter, settings, client)
+    service = runtime.service()
+    games = GameEngine(runtime.redis, runtime.keys, service, runtime.settings.games)
+    app = build_slack_app(service, limiter, settings, client, games=games)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -228,9 +274,13 @@ async def run_slack(runtime: Runtime, *, http: bool, port: int) -> int:
             loop.add_signal_handler(sig, stopped.set)
             handled.append(sig)
     try:
+        resumed = await games.resume_all(PLATFORM)
+        if resumed:
+            log.info("resumed %d game(s) in Slack channels", resumed)
         if http:
             return await run_http(app, settings, port, stopped)
         return await run_socket_mode(app, settings, client, stopped)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        await games.close()  # the games stay in Redis and resume at the next start

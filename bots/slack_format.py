@@ -28,7 +28,7 @@ CONTEXT_USAGE = (
     "`/context clear` removes them."
 )
 MODE_USAGE = "Usage: `/ask-mode` shows the mode; `/ask-mode history` or `/ask-mode no-history`."
-COMMANDS_HINT = "Try `/ask`, `/context`, `/ask-mode` or `/ask-reset`."
+COMMANDS_HINT = "Try `/ask`, `/context`, `/ask-mode`, `/ask-reset` or `/trivia help`."
 
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 

@@ -99,6 +99,11 @@ class DiscordSettings(BaseModel):
     max_attachment_bytes: int = Field(
         default=1_000_000, ge=1, description="largest .txt / .md attachment read as context"
     )
+    trivia_channel_ids: list[int] = Field(
+        default_factory=list,
+        description="channels for games only: posting trivia / anagram / words starts a round, "
+        "mentions are not answered by the model",
+    )
 
 
 class SlackSettings(BaseModel):
@@ -124,6 +129,13 @@ class SlackSettings(BaseModel):
     http_host: str = Field(default="0.0.0.0", description="HTTP mode: address to listen on")
     http_path: str = Field(
         default="/slack/events", pattern=r"^/\S*$", description="HTTP mode: request URL path"
+    )
+    trivia_channel_ids: list[str] = Field(
+        default_factory=list,
+        description="channels for games only: no chat with the model, `trivia` starts a round",
+    )
+    game_post_interval_s: float = Field(
+        default=1.0, ge=0, le=10, description="at most one game message per channel this often"
     )
 
 

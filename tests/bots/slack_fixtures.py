@@ -17,6 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.games import GameEngine
 from bots.ratelimit import RateLimiter
 from bots.service import ChatService
 from bots.slack_app import build_slack_app
@@ -49,14 +50,15 @@ def client(fake: FakeSlack) -> AsyncWebClient:
 def make_app(
     fake: FakeSlack, client: AsyncWebClient, redis: aioredis.Redis, key_prefix: str
 ) -> AppFactory:
-    """Build the app on a chat service, signed with `SECRET`, with settings overrides."""
+    """Build the app on a chat service (and a game engine), signed with `SECRET`, with
+    settings overrides."""
 
-    def build(chat: ChatService, **settings: Any) -> AsyncApp:
+    def build(chat: ChatService, games: GameEngine | None = None, **settings: Any) -> AsyncApp:
         slack = SlackSettings(
             bot_token=fake.bot_token, signing_secret=SECRET, api_base_url=fake.api_url, **settings
         )
         limiter = RateLimiter(redis, key_prefix, slack.rate_limit_per_minute)
-        return build_slack_app(chat, limiter, slack, client)
+        return build_slack_app(chat, limiter, slack, client, games=games)
 
     return build
 

@@ -104,7 +104,15 @@ def test_manifest_matches_the_app() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     features, settings = manifest["features"], manifest["settings"]
     commands = {c["command"] for c in features["slash_commands"]}
-    assert commands == {"/ask", "/ask-mode", "/ask-reset", "/context"}
+    assert commands == {
+        "/ask",
+        "/ask-mode",
+        "/ask-reset",
+        "/context",
+        "/trivia",
+        "/anagram",
+        "/words",
+    }
     (shortcut,) = features["shortcuts"]
     assert shortcut["type"] == "message" and shortcut["callback_id"] == ADD_CONTEXT_CALLBACK
     assert set(settings["event_subscriptions"]["bot_events"]) == {

@@ -210,9 +210,13 @@ async def test_a_job_cancelled_while_queued_is_never_generated(
 
 
 async def test_a_deadline_stops_a_running_answer(worker: Worker, client: EngineClient) -> None:
-    job = Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9), deadline=time.time() + 0.4)
-    chunks = await asyncio.wait_for(_collect(client, await client.submit(job)), 30)
-    done = chunks[-1]
-    assert isinstance(done, Chunk) and done.kind == "done"
-    assert done.finish_reason == "deadline"
-    assert 0 < done.tokens < 1800
+    # Four long answers in one batch take several seconds; their deadline comes after one.
+    deadline = time.time() + 1.0
+    jobs = [Job(PROMPT, 1900, Sampling(0.9), deadline=deadline) for _ in range(4)]
+    handles = [await client.submit(job) for job in jobs]
+    results = await asyncio.wait_for(asyncio.gather(*(_collect(client, h) for h in handles)), 60)
+    for chunks in results:
+        done = chunks[-1]
+        assert isinstance(done, Chunk) and done.kind == "done"
+        assert done.finish_reason == "deadline"
+        assert 0 < done.tokens < 1900
