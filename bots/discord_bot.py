@@ -2,7 +2,8 @@
 
 The bot is put together in `bots.discord_client` from its parts: `discord_core` (places, access,
 admission), `discord_ask` (/ask, streaming, stop, continue in thread), `discord_context`
-(context threads and blocks), `discord_commands` (the command tree, /mode, /reset).
+(context threads and blocks), `discord_commands` (the command tree, /mode, /reset),
+`discord_games` (trivia and word games on a `bots.games.GameEngine`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,33 @@ import sys
 import discord
 
 from bots.discord_client import AiroborosBot
+from bots.games import GameEngine
 from bots.ratelimit import RateLimiter
 from bots.runtime import Runtime
 from bots.service import ChatService
 from config.settings import DiscordSettings
 
-__all__ = ["AiroborosBot", "build_discord_bot", "run_discord"]
+__all__ = ["AiroborosBot", "build_discord_bot", "build_game_engine", "run_discord"]
 
 
 def build_discord_bot(
-    service: ChatService, limiter: RateLimiter, settings: DiscordSettings
+    service: ChatService,
+    limiter: RateLimiter,
+    settings: DiscordSettings,
+    games: GameEngine | None = None,
 ) -> AiroborosBot:
-    """The bot, not yet logged in: `login()` syncs the commands, `connect()` opens the gateway."""
-    return AiroborosBot(service, limiter, settings)
+    """The bot, not yet logged in: `login()` syncs the commands, `connect()` opens the gateway.
+
+    With ``games`` it has the game commands and posts that engine's messages; it resumes the
+    stored Discord games once connected and stops their loops when closed.
+    """
+    return AiroborosBot(service, limiter, settings, games)
+
+
+def build_game_engine(runtime: Runtime, service: ChatService) -> GameEngine:
+    """The games of the bot, on the runtime's Redis and game settings."""
+    assert runtime.redis is not None, "open the runtime first"
+    return GameEngine(runtime.redis, runtime.keys, service, runtime.settings.games)
 
 
 async def run_discord(runtime: Runtime) -> int:
@@ -46,7 +61,8 @@ async def run_discord(runtime: Runtime) -> int:
         return 2
     assert runtime.redis is not None, "open the runtime first"
     limiter = RateLimiter(runtime.redis, runtime.keys.prefix, settings.rate_limit_per_minute)
-    bot = build_discord_bot(runtime.service(), limiter, settings)
+    service = runtime.service()
+    bot = build_discord_bot(service, limiter, settings, build_game_engine(runtime, service))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,9 +1,10 @@
 """The Discord client: its parts put together, start-up (commands synced to Discord), a
 shutdown that lets answers finish, and chat messages (questions, posts in context threads).
 
-A thin adapter: every command maps onto `ChatService`; rendering (2,000-character pages, about
-one edit a second) is `bots.render`; the texts are `bots.discord_text`; access rules and payload
-checks are `bots.discord_access`. Every message goes out with no allowed mentions.
+A thin adapter: every command maps onto `ChatService` (the games onto `GameEngine`, in
+`bots.discord_games`); rendering (2,000-character pages, about one edit a second) is
+`bots.render`; the texts are `bots.discord_text`; access rules and payload checks are
+`bots.discord_access`. Every message goes out with no allowed mentions.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bots.discord_buttons import ContinueButton, StopButton
 from bots.discord_commands import BotTree, ConversationCommands, register_commands
 from bots.discord_context import ContextCommands
 from bots.discord_core import NO_MENTIONS, role_ids
+from bots.discord_games import GameCommands, register_game_commands
+from bots.games import GameEngine
 from bots.ratelimit import RateLimiter
 from bots.service import ChatService
 from config.settings import DiscordSettings
@@ -58,11 +61,16 @@ def _guard_parsers(parsers: dict[str, Callable[[Any], Any]]) -> None:
         parsers[event] = guard(event, parse)
 
 
-class AiroborosBot(AskCommands, ContextCommands, ConversationCommands):
-    """The Discord client: commands in `tree`, chat messages in `on_message`."""
+class AiroborosBot(AskCommands, ContextCommands, ConversationCommands, GameCommands):
+    """The Discord client: commands in `tree`, chat messages in `on_message`; games when it is
+    given a `GameEngine`."""
 
     def __init__(
-        self, service: ChatService, limiter: RateLimiter, settings: DiscordSettings
+        self,
+        service: ChatService,
+        limiter: RateLimiter,
+        settings: DiscordSettings,
+        games: GameEngine | None = None,
     ) -> None:
         super().__init__(service, limiter, settings)
         self.tree = BotTree(
@@ -77,6 +85,9 @@ class AiroborosBot(AskCommands, ContextCommands, ConversationCommands):
         )
         self._closing = False
         register_commands(self)
+        if games is not None:
+            self.setup_games(games)
+            register_game_commands(self)
         _guard_parsers(self._connection.parsers)
 
     # -- start-up and shutdown ------------------------------------------------------------------
@@ -121,11 +132,20 @@ class AiroborosBot(AskCommands, ContextCommands, ConversationCommands):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d guild(s)", self.user, len(self.guilds))
+        await self.resume_games()
+
+    async def help_command(self, interaction: discord.Interaction) -> None:
+        """`/help`: the commands (with the games when they are on), to the user alone."""
+        games = f"\n{text.GAMES_HELP}" if self.games is not None else ""
+        await self.reply_ephemeral(interaction, text.HELP + games)
 
     async def close(self) -> None:
-        """Let running answers finish briefly, stop the rest, then disconnect."""
+        """Stop the game loops (the games stay in Redis), let running answers finish briefly,
+        stop the rest, then disconnect."""
         if not self._closing:
             self._closing = True
+            if self.games is not None:
+                await self.games.close()
             if not await self.running.wait_idle(DRAIN_TIMEOUT_S):
                 for answer in self.running.all():
                     await self.stop_answer(answer)
@@ -134,28 +154,36 @@ class AiroborosBot(AskCommands, ContextCommands, ConversationCommands):
 
     # -- chat messages --------------------------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:
-        """Questions (mentions, DMs, chat threads) and posts in context threads."""
+        """Game answers and trivia-channel posts, questions (mentions, DMs, chat threads) and
+        posts in context threads."""
         if message.author.bot or message.webhook_id or self.user is None:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
         # Messages of one channel are handled in the order they were posted (context blocks
-        # keep that order); answering happens outside the lock.
+        # keep that order, the first right answer wins); replying happens outside the lock.
         order = self._channel_order.setdefault(message.channel.id, asyncio.Lock())
         async with order:
             place = await self.message_place(message)
-            question = await self._question_in(message, place)
-        if question is not None:
+            if not await self._may_use(message, place):
+                return
+            game = await self.game_message(message, place)
+            question = None if game is not None else await self._question_in(message, place)
+        if game is not None:
+            await game()
+        elif question is not None:
             await self.answer_message(message, place, question)
+
+    async def _may_use(self, message: discord.Message, place: Place) -> bool:
+        """Whether the author may use the bot here (a refused DM gets told why)."""
+        reason = self.access.refusal(place, role_ids(message.author))
+        if reason and place.guild_id is None:
+            await message.reply(reason, mention_author=False, allowed_mentions=NO_MENTIONS)
+        return reason is None
 
     async def _question_in(self, message: discord.Message, place: Place) -> str | None:
         """Store context posts; return the question a message asks (None if it asks none)."""
         assert self.user is not None
-        reason = self.access.refusal(place, role_ids(message.author))
-        if reason:
-            if place.guild_id is None:
-                await message.reply(reason, mention_author=False, allowed_mentions=NO_MENTIONS)
-            return None
         mentioned = any(user.id == self.user.id for user in message.mentions)
         if place.guild_id is None or mentioned:
             return text.strip_mention(message.content, self.user.id)

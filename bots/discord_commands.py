@@ -4,7 +4,6 @@ for every command), their registration, and the commands on a conversation's set
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bots import discord_text as text
 from bots.discord_core import NO_MENTIONS, DiscordCore
 from conversations.errors import ChatError
 from engine.errors import EngineError
@@ -154,5 +152,4 @@ def register_commands(bot: AiroborosBot) -> None:
 
     _add_plain(tree, "reset", "Forget this channel's or thread's conversation", bot.reset_command)
     _add_plain(tree, "stop", "Stop your answer being written here", bot.stop_command)
-    help_ = functools.partial(bot.reply_ephemeral, content=text.HELP)
-    _add_plain(tree, "help", "What I can do", help_)
+    _add_plain(tree, "help", "What I can do", bot.help_command)

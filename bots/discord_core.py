@@ -128,18 +128,20 @@ class DiscordCore(discord.Client):
             return "I can't work in this kind of channel."
         return self.access.refusal(place, role_ids(interaction.user))
 
-    async def admit(self, user_id: int) -> str | None:
-        """Check the engine is up and the user is within the rate limit (None = go ahead)."""
+    async def admit(self, user_id: int, *, need_engine: bool = True) -> str | None:
+        """Check the engine is up (unless not ``need_engine``: games fall back to their bank)
+        and the user is within the rate limit (None = go ahead)."""
         try:
             async with asyncio.timeout(ADMIT_TIMEOUT_S):
-                if not await self.service.engine.live_workers():
+                if need_engine and not await self.service.engine.live_workers():
                     return ENGINE_DOWN
                 wait = await self.limiter.check(f"discord:{user_id}")
         except (TimeoutError, RedisError, OSError, EngineError) as exc:
             log.warning("cannot check the engine or rate limit: %s", type(exc).__name__)
             return QUEUE_DOWN
         if wait:
-            return text.rate_limited(wait, self.limiter.limit)
+            what = "questions" if need_engine else "questions or new games"
+            return text.rate_limited(wait, self.limiter.limit, what)
         return None
 
     async def reply_ephemeral(self, interaction: discord.Interaction, content: str) -> None:

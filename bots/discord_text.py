@@ -30,6 +30,16 @@ thread).
 `/stop` stop your answer that is being written here.
 `/help` this list."""
 
+GAMES_HELP = """**Games** (answer with plain messages in the channel; first right answer wins):
+`/trivia start [topic] [rounds]` trivia questions; `/anagram [rounds]` anagram riddles; \
+`/words [prefix] [rounds]` find words that start with a prefix.
+`/trivia stop` stop the game here. `/trivia leaderboard [channel|server]` all-time scores."""
+TRIVIA_CHANNEL_NOTE = (
+    "This is a trivia channel: post `trivia [topic] [rounds]`, `anagram [rounds]` or "
+    "`words [prefix] [rounds]` to play (or use `/trivia start`). Ask me with `/ask`, or "
+    "mention me in another channel."
+)
+
 CONTEXT_WELCOME = (
     "**Context thread.** Post text or attach `.txt` / `.md` files here: each message becomes a "
     "context block (📎 when stored). Then ask with `/ask` or by mentioning me; answers use only "
@@ -100,10 +110,10 @@ def usage_report(usage: ContextUsage, where: str) -> str:
     return "\n".join(lines)
 
 
-def rate_limited(wait_s: float, limit: int) -> str:
-    """The reply to a user over the per-minute limit."""
+def rate_limited(wait_s: float, limit: int, what: str = "questions") -> str:
+    """The reply to a user over the per-minute limit (questions and new games share it)."""
     seconds = max(1, round(wait_s))
-    return f"You are asking too fast: at most {limit} questions a minute. Try again in {seconds} s."
+    return f"You are asking too fast: at most {limit} {what} a minute. Try again in {seconds} s."
 
 
 def strip_mention(content: str, bot_id: int) -> str:

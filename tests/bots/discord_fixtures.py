@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bots.discord_bot import AiroborosBot, build_discord_bot
+from bots.games import GameEngine
 from bots.ratelimit import RateLimiter
 from bots.render import WRITING_MARKER
 from bots.service import ChatService
@@ -55,12 +56,15 @@ async def running_bot(
     service: ChatService,
     redis: aioredis.Redis,
     key_prefix: str,
+    *,
+    games: GameEngine | None = None,
     **options: object,
 ) -> AsyncIterator[AiroborosBot]:
-    """The bot on ``service`` with `DiscordSettings` ``options``, logged in to the fake."""
+    """The bot on ``service`` (with ``games``, when given) and `DiscordSettings` ``options``,
+    logged in to the fake."""
     settings = DiscordSettings(**options)  # type: ignore[arg-type]
     limiter = RateLimiter(redis, key_prefix, settings.rate_limit_per_minute)
-    bot = build_discord_bot(service, limiter, settings)
+    bot = build_discord_bot(service, limiter, settings, games)
     async with logged_in(fake, bot, world):
         yield bot
 

@@ -3,10 +3,11 @@
 The fake records every request (method, path, query, JSON body, arrival time) and answers the
 way Discord does, enforcing the rules a bot can break: an interaction must be acknowledged
 within 3 s and only once; its webhook works only after that; message content is at most 2,000
-characters and never empty; only the bot's own messages can be edited; a message gets one
-thread. It also builds the gateway payloads (GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE,
-THREAD_CREATE) that tests inject into the real discord.py client's parsers, and serves
-attachment files the way Discord's CDN does.
+characters and never empty; embeds stay within Discord's limits; only the bot's own messages
+can be edited; a message gets one thread; synced commands follow Discord's rules for names,
+descriptions, subcommands and options. It also builds the gateway payloads (READY,
+GUILD_CREATE, INTERACTION_CREATE, MESSAGE_CREATE, THREAD_CREATE) that tests inject into the real
+discord.py client's parsers, and serves attachment files the way Discord's CDN does.
 """
 
 from __future__ import annotations
@@ -358,6 +359,7 @@ class FakeDiscord:
         content: str = "",
         *,
         components: list[dict[str, Any]] | None = None,
+        embeds: list[dict[str, Any]] | None = None,
         flags: int = 0,
         kind: int = 0,
         attachments: Iterable[Mapping[str, Any]] = (),
@@ -378,7 +380,7 @@ class FakeDiscord:
             "mentions": [dict(m) for m in mentions],
             "mention_roles": [],
             "attachments": [dict(a) for a in attachments],
-            "embeds": [],
+            "embeds": [dict(e) for e in embeds or []],
             "pinned": False,
             "type": kind,
             "flags": flags,
@@ -533,6 +535,21 @@ class FakeDiscord:
         data = {"custom_id": custom_id, "component_type": 2}
         return self._interaction(3, data, channel, user, roles, message=message)
 
+    def ready(self, guilds: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """The READY payload of a new gateway session: the bot user, its guilds unavailable
+        until their GUILD_CREATE (discord.py dispatches ``on_ready`` once those came)."""
+        return {
+            "v": 10,
+            "user": {**self.bot_user, "verified": True, "mfa_enabled": False, "flags": 0},
+            "guilds": [{"id": g["id"], "unavailable": True} for g in guilds],
+            "session_id": secrets.token_hex(16),
+            "resume_gateway_url": "wss://gateway.invalid",
+            "application": {"id": self.application_id, "flags": 1 << 19},
+            "private_channels": [],
+            "relationships": [],
+            "shard": [0, 1],
+        }
+
     def thread_create(self, thread_id: str) -> dict[str, Any]:
         """The THREAD_CREATE payload Discord sends after a thread was made."""
         return {**self.channels[thread_id], "newly_created": True}
@@ -566,6 +583,10 @@ class FakeDiscord:
         """The current state of an interaction's follow-up messages, oldest first."""
         record = self.interactions[payload["token"]]
         return [self.messages[m] for m in record.followup_ids if m not in self.deleted]
+
+    def reactions(self, message_id: str) -> list[str]:
+        """The emoji the bot put on a message, in order."""
+        return [r["emoji"]["name"] for r in self.messages[message_id].get("reactions", [])]
 
     def channel_messages(self, channel_id: str, author_id: str) -> list[dict[str, Any]]:
         """Messages of one author in a channel, oldest first (deleted ones left out)."""
@@ -658,10 +679,7 @@ class FakeDiscord:
         for command in body:
             name = command.get("name", "")
             kind = command.get("type", 1)
-            if kind == 1 and not re.fullmatch(r"[-_a-z0-9]{1,32}", name):
-                raise _form_error("name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid name.")
-            if kind == 1 and not 1 <= len(command.get("description", "")) <= 100:
-                raise _form_error("description", "BASE_TYPE_BAD_LENGTH", "1 to 100 characters.")
+            _check_command(command)
             stored = {
                 **command,
                 "id": self.snowflake(),
@@ -735,8 +753,9 @@ class FakeDiscord:
             message = self.message(
                 record.channel_id,
                 self.bot_user,
-                data.get("content", ""),
+                data.get("content") or "",
                 components=data.get("components"),
+                embeds=data.get("embeds"),
                 flags=flags,
                 kind=20,
                 webhook_id=self.application_id,
@@ -795,8 +814,9 @@ class FakeDiscord:
         message = self.message(
             record.channel_id,
             self.bot_user,
-            data.get("content", ""),
+            data.get("content") or "",
             components=data.get("components"),
+            embeds=data.get("embeds"),
             flags=data.get("flags", 0) & EPHEMERAL,
             kind=0,
             webhook_id=self.application_id,
@@ -856,8 +876,9 @@ class FakeDiscord:
         message = self.message(
             channel_id,
             self.bot_user,
-            data.get("content", ""),
+            data.get("content") or "",
             components=data.get("components"),
+            embeds=data.get("embeds"),
             flags=data.get("flags", 0),
             kind=19 if reference else 0,
             message_reference=reference,
@@ -934,6 +955,7 @@ class FakeDiscord:
             and set(mentions.get("parse", [])) <= {"users", "roles", "everyone"}
         ):
             raise _form_error("allowed_mentions", "MODEL_TYPE_CONVERT", "Invalid.")
+        _check_embeds(data.get("embeds"))
         will_have_content = content if content is not None else (existing or {}).get("content")
         components = data.get("components", (existing or {}).get("components"))
         empty = not will_have_content and not components and not data.get("embeds")
@@ -945,12 +967,129 @@ class FakeDiscord:
             message["content"] = data["content"] or ""
         if "components" in data:
             message["components"] = _with_ids(data["components"] or [])
+        if "embeds" in data:
+            message["embeds"] = [dict(e) for e in data["embeds"] or []]
         message["flags"] = message.get("flags", 0) & ~LOADING
         message["edited_timestamp"] = _now_iso()
         return message
 
 
 FAKE_TOKEN = "MTA5.fake-bot-token.for-tests"
+EMBED_TOTAL = 6000
+EMBED_LIMITS = {"title": 256, "description": 4096}
+_NAME = re.compile(r"[-_a-z0-9]{1,32}")
+_CHOICE_TYPES = {3: (str,), 4: (int,), 10: (int, float)}
+
+
+def _check_embeds(embeds: Any) -> None:
+    """Discord's embed limits: at most 10, title 256, description 4,096, footer 2,048, 25
+    fields of 256 / 1,024, and 6,000 characters in all."""
+    if embeds is None:
+        return
+    if not isinstance(embeds, list) or len(embeds) > 10:
+        raise _form_error("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    total = 0
+    for i, embed in enumerate(embeds):
+        if not isinstance(embed, dict):
+            raise _form_error(f"embeds.{i}", "MODEL_TYPE_CONVERT", "Must be an object.")
+        texts = {name: embed.get(name) for name in EMBED_LIMITS}
+        texts["footer.text"] = (embed.get("footer") or {}).get("text")
+        texts["author.name"] = (embed.get("author") or {}).get("name")
+        limits = {**EMBED_LIMITS, "footer.text": 2048, "author.name": 256}
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            raise _form_error(f"embeds.{i}.fields", "BASE_TYPE_MAX_LENGTH", "At most 25.")
+        for j, item in enumerate(fields):
+            for part, limit in (("name", 256), ("value", 1024)):
+                texts[f"fields.{j}.{part}"] = item.get(part) or ""
+                limits[f"fields.{j}.{part}"] = limit
+                if not item.get(part):
+                    raise _form_error(f"embeds.{i}.fields.{j}.{part}", "BASE_TYPE_REQUIRED", "")
+        for name, value in texts.items():
+            if value is None:
+                continue
+            if not isinstance(value, str) or len(value) > limits[name]:
+                raise _form_error(
+                    f"embeds.{i}.{name}",
+                    "BASE_TYPE_MAX_LENGTH",
+                    f"Must be {limits[name]} or fewer in length.",
+                )
+            total += len(value)
+    if total > EMBED_TOTAL:
+        raise _form_error("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size")
+
+
+def _check_named(item: Mapping[str, Any], where: str) -> None:
+    if not isinstance(item.get("name"), str) or not _NAME.fullmatch(item["name"]):
+        raise _form_error(f"{where}name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid name.")
+    description = item.get("description", "")
+    if not isinstance(description, str) or not 1 <= len(description) <= 100:
+        raise _form_error(f"{where}description", "BASE_TYPE_BAD_LENGTH", "1 to 100 characters.")
+
+
+def _check_command(command: Any) -> None:
+    """Discord's rules for a command in a sync: names, descriptions and options."""
+    if not isinstance(command, dict):
+        raise _form_error("_", "MODEL_TYPE_CONVERT", "Must be an object.")
+    if command.get("type", 1) != 1:  # user and message commands: a name only
+        if not 1 <= len(command.get("name", "")) <= 32 or command.get("options"):
+            raise _form_error("name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid name.")
+        return
+    _check_named(command, "")
+    _check_options(command.get("options") or [], "options", None)
+
+
+def _check_options(options: Any, where: str, parent: int | None) -> None:
+    """Options of a command (``parent`` None), a subcommand (1) or a subcommand group (2):
+    subcommands never sit beside other options, groups hold only subcommands, a subcommand
+    holds none, required options come first, choices and ranges fit their option's type."""
+    if not isinstance(options, list) or len(options) > 25:
+        raise _form_error(where, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    names = [o.get("name") for o in options if isinstance(o, dict)]
+    if len(names) != len(options) or len(set(names)) != len(names):
+        raise _form_error(where, "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Duplicate.")
+    nested = [o.get("type") in (1, 2) for o in options]
+    if (
+        (any(nested) and not all(nested))
+        or (parent == 1 and any(nested))
+        or (parent == 2 and any(o.get("type") != 1 for o in options))
+    ):
+        raise _form_error(
+            where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Invalid option types here."
+        )
+    optional_seen = False
+    for i, option in enumerate(options):
+        path, kind = f"{where}.{i}.", option.get("type")
+        if kind not in range(1, 12):
+            raise _form_error(f"{path}type", "BASE_TYPE_CHOICES", "Invalid option type.")
+        _check_named(option, path)
+        if kind in (1, 2):
+            _check_options(option.get("options") or [], f"{path}options", kind)
+            continue
+        if option.get("required") and optional_seen:
+            raise _form_error(
+                path, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options first."
+            )
+        optional_seen = optional_seen or not option.get("required")
+        choices = option.get("choices")
+        if choices is not None and (
+            kind not in _CHOICE_TYPES
+            or len(choices) > 25
+            or any(
+                not 1 <= len(c.get("name", "")) <= 100
+                or not isinstance(c.get("value"), _CHOICE_TYPES[kind])
+                for c in choices
+            )
+        ):
+            raise _form_error(f"{path}choices", "BASE_TYPE_CHOICES", "Invalid choices.")
+        if {"min_value", "max_value"} & option.keys() and kind not in (4, 10):
+            raise _form_error(path, "APPLICATION_COMMAND_OPTION_INVALID", "No range here.")
+        if {"min_length", "max_length"} & option.keys() and (
+            kind != 3
+            or not 0 <= option.get("min_length", 0) <= 6000
+            or not 1 <= option.get("max_length", 1) <= 6000
+        ):
+            raise _form_error(path, "APPLICATION_COMMAND_OPTION_INVALID", "Bad lengths.")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
