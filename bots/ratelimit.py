@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import redis.asyncio as aioredis
 
-# KEYS[1] the user's window; ARGV: now, window, limit, member, ttl.
-# Returns "" when the request is allowed (and counts it), else the oldest request's time.
+# KEYS[1] the user's window; ARGV: window seconds, limit, unique member, key TTL.
+# Time is the server's (one clock for every bot process). Returns "" when the request is allowed
+# (and counts it), else the seconds until the oldest request leaves the window.
 _SLIDING_WINDOW = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]) - tonumber(ARGV[2]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return oldest[2]
+  return tostring(tonumber(oldest[2]) + window - now)
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return ''
 """
 
@@ -39,17 +42,8 @@ class RateLimiter:
         """
         if self.limit <= 0:
             return 0.0
-        now = time.time()
-        oldest = await self._script(
+        wait = await self._script(
             keys=[f"{self._prefix}:ratelimit:{user}"],
-            args=[
-                now,
-                self.window_s,
-                self.limit,
-                f"{now}:{uuid.uuid4().hex[:8]}",
-                int(self.window_s) + 1,
-            ],
+            args=[self.window_s, self.limit, uuid.uuid4().hex, int(self.window_s) + 1],
         )
-        if not oldest:
-            return 0.0
-        return max(0.1, float(oldest) + self.window_s - now)
+        return max(0.1, float(wait)) if wait else 0.0
