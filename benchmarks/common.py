@@ -432,6 +432,20 @@ async def one_by_one(client: EngineClient, prompts: Sequence[str], new_tokens: i
     return PathRun(time.perf_counter() - started, answers)
 
 
+async def warm_up(
+    client: EngineClient,
+    baselines: Sequence[RawModel | EngineGenerator],
+    prompts: Sequence[str],
+    new_tokens: int,
+) -> None:
+    """Run everything once at full size before timing: first calls allocate buffers and
+    threads, and the client opens one Redis connection per concurrent reader."""
+    await concurrently(client, prompts, new_tokens)
+    await ask(client, prompts[0], new_tokens)
+    for baseline in baselines:
+        await asyncio.to_thread(baseline.batch, prompts, new_tokens)
+
+
 # -- the baseline ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RawRun:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import ctranslate2
 import numpy as np
-from ctranslate2.specs import TransformerDecoderModelSpec, common_spec
+from ctranslate2.specs import common_spec
 
 from benchmarks.common import (
     NO_EOS_BIAS,
@@ -46,10 +46,17 @@ from benchmarks.common import (
     redis_server,
     run_benchmark,
     say,
+    warm_up,
     whole_path,
     work_dir,
 )
-from engine.demo_model import BUILDER, CONTEXT_LENGTH, DEMO_MANIFEST, train_demo_tokenizer
+from engine.demo_model import (
+    BUILDER,
+    CONTEXT_LENGTH,
+    DEMO_MANIFEST,
+    llama_decoder_spec,
+    train_demo_tokenizer,
+)
 
 LLAMA_7B = ModelShape(
     hidden_size=4096, num_layers=32, num_heads=32, vocab_size=32000, ffn_size=11008
@@ -92,18 +99,8 @@ def build_random_llama(out_dir: Path, shape: ModelShape, *, seed: int = 0) -> Pa
     def ones() -> np.ndarray:
         return np.ones(hidden, dtype=np.float16)
 
-    spec = TransformerDecoderModelSpec.from_config(
-        shape.num_layers,
-        shape.num_heads,
-        activation=common_spec.Activation.SWISH,
-        pre_norm=True,
-        ffn_glu=True,
-        rms_norm=True,
-        rotary_dim=0,
-        rotary_interleave=False,
-    )
+    spec = llama_decoder_spec(shape.num_layers, shape.num_heads)
     decoder = spec.decoder
-    decoder.scale_embeddings = False
     int8_weights(decoder.embeddings, len(vocab), hidden)
     decoder.layer_norm.gamma = ones()
     for layer in decoder.layer:
@@ -216,10 +213,7 @@ async def _run(args: argparse.Namespace) -> Report:
             raw = await asyncio.to_thread(RawModel, engine)
             gen = await asyncio.to_thread(EngineGenerator, engine)
             try:
-                await concurrently(client, prompts, new_tokens)
-                await ask(client, prompts[0], new_tokens)
-                await asyncio.to_thread(raw.batch, prompts, new_tokens)
-                await asyncio.to_thread(gen.batch, prompts, new_tokens)
+                await warm_up(client, (raw, gen), prompts, new_tokens)
 
                 say(f"batch 1 ({repeats} repeats, interleaved) ...")
                 single_raw, single_path = [], []

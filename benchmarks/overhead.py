@@ -33,6 +33,7 @@ from benchmarks.common import (
     redis_server,
     run_benchmark,
     say,
+    warm_up,
     whole_path,
     work_dir,
 )
@@ -81,11 +82,7 @@ async def _run(args: argparse.Namespace) -> Report:
             raw = await asyncio.to_thread(RawModel, engine)
             gen = await asyncio.to_thread(EngineGenerator, engine)
             try:
-                # Warm up at full size (buffers, threads, one Redis connection per reader).
-                await concurrently(client, prompts, new_tokens)
-                await ask(client, prompts[0], new_tokens)
-                await asyncio.to_thread(raw.batch, prompts, new_tokens)
-                await asyncio.to_thread(gen.batch, prompts, new_tokens)
+                await warm_up(client, (raw, gen), prompts, new_tokens)
 
                 say(f"single requests ({repeats} repeats, interleaved) ...")
                 single_raw, single_gen, single_path, ttft = [], [], [], []

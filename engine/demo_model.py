@@ -148,6 +148,22 @@ def _llama_ffn_size(hidden_size: int) -> int:
     return -(-int(8 * hidden_size / 3) // multiple) * multiple
 
 
+def llama_decoder_spec(num_layers: int, num_heads: int) -> TransformerDecoderModelSpec:
+    """An empty CTranslate2 decoder spec shaped like LLaMA (SwiGLU, RMSNorm, rotary)."""
+    spec = TransformerDecoderModelSpec.from_config(
+        num_layers,
+        num_heads,
+        activation=common_spec.Activation.SWISH,
+        pre_norm=True,
+        ffn_glu=True,
+        rms_norm=True,
+        rotary_dim=0,
+        rotary_interleave=False,
+    )
+    spec.decoder.scale_embeddings = False
+    return spec
+
+
 def build_demo_model(
     out_dir: Path,
     *,
@@ -180,18 +196,8 @@ def build_demo_model(
     def ones() -> np.ndarray:
         return np.ones(hidden_size, dtype=np.float32)
 
-    spec = TransformerDecoderModelSpec.from_config(
-        num_layers,
-        num_heads,
-        activation=common_spec.Activation.SWISH,
-        pre_norm=True,
-        ffn_glu=True,
-        rms_norm=True,
-        rotary_dim=0,
-        rotary_interleave=False,
-    )
+    spec = llama_decoder_spec(num_layers, num_heads)
     decoder = spec.decoder
-    decoder.scale_embeddings = False
     decoder.embeddings.weight = weight(len(vocab), hidden_size)
     decoder.layer_norm.gamma = ones()
     for layer in decoder.layer:
