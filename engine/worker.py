@@ -203,8 +203,11 @@ class Worker:
         # Collect a burst: every arrival restarts the short wait, up to batch_wait_max_ms.
         wait_ms = self.settings.batch_wait_ms
         cap = time.monotonic() + self.settings.batch_wait_max_ms / 1000
+        # (An asyncio sleep, then a non-blocking read: Redis checks short BLOCK timeouts only
+        # at its cron tick, 100 ms by default, so `BLOCK 2` can wait 100 ms.)
         while len(deliveries) < limit and wait_ms > 0 and time.monotonic() < cap:
-            more = await self._read_new(limit - len(deliveries), block_ms=max(1, round(wait_ms)))
+            await asyncio.sleep(wait_ms / 1000)
+            more = await self._read_new(limit - len(deliveries), block_ms=None)
             if not more:
                 break
             deliveries += more
