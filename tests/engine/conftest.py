@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,9 +16,14 @@ from engine.worker import Worker
 
 
 @pytest.fixture(scope="session")
-def generator(demo_model_dir: Path) -> Generator:
-    """The demo model loaded once for the session."""
-    return Generator(demo_model_dir, device="cpu")
+def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
+    """A demo-shaped model that never ends an answer by itself (its end-of-sequence logit is
+    pushed far down), so every answer runs to its length, deadline or cancel: tests of those
+    cannot be cut short by a random end of sequence."""
+    from engine.demo_model import build_demo_model
+
+    path = build_demo_model(tmp_path_factory.mktemp("models") / "endless", eos_bias=-1e4)
+    return Generator(path, device="cpu")
 
 
 @pytest.fixture

@@ -58,8 +58,9 @@ class WorkerProcesses:
 
 
 @pytest.fixture
-def processes(redis_url: str, key_prefix: str, demo_model_dir: Path) -> Iterator[WorkerProcesses]:
-    workers = WorkerProcesses(redis_url, key_prefix, demo_model_dir, **FAST_RECLAIM)
+def processes(redis_url: str, key_prefix: str, generator: Generator) -> Iterator[WorkerProcesses]:
+    # The model that never ends an answer by itself: every attempt runs long enough to be killed.
+    workers = WorkerProcesses(redis_url, key_prefix, generator.model_dir, **FAST_RECLAIM)
     try:
         yield workers
     finally:
@@ -115,12 +116,12 @@ def _last_start(chunks: list[Chunk | Queued]) -> Chunk:
 async def test_a_job_that_keeps_failing_is_dead_lettered(
     redis_url: str,
     key_prefix: str,
-    demo_model_dir: Path,
+    generator: Generator,
     client: EngineClient,
     redis: aioredis.Redis,
 ) -> None:
     workers = WorkerProcesses(
-        redis_url, key_prefix, demo_model_dir, **{**FAST_RECLAIM, "max_deliveries": 2}
+        redis_url, key_prefix, generator.model_dir, **{**FAST_RECLAIM, "max_deliveries": 2}
     )
     try:
         victim = workers.start("doomed-0")
