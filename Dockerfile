@@ -7,6 +7,7 @@ COPY bots bots
 COPY engine engine
 COPY conversations conversations
 COPY config config
+COPY airoboros_bot airoboros_bot
 RUN pip install .
 RUN useradd --create-home bot
 USER bot

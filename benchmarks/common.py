@@ -2,7 +2,7 @@
 
 "The whole path" is what a chat answer goes through in production: `EngineClient.submit` puts a
 `Job` on the Redis job stream, an `engine.worker.Worker` (by default a separate
-``python -m bots worker`` process, as deployed) takes it, runs the `Generator` and streams the
+``python -m airoboros_bot worker`` process, as deployed) takes it, runs the `Generator`, streams the
 answer to the job's reply stream, which the client reads until ``done``. The baseline is
 CTranslate2's ``generate_batch`` called directly on the same model files, same prompts.
 
@@ -35,16 +35,16 @@ from pathlib import Path
 import ctranslate2
 import redis.asyncio as aioredis
 
-from bots.service import STOP_STRINGS
-from config.keys import Keys
-from config.settings import DEFAULT_SYSTEM_PROMPT, EngineSettings
-from engine.client import EngineClient, Queued
-from engine.demo_model import build_demo_model
-from engine.errors import EngineError
-from engine.generator import Generator, SamplingParams
-from engine.protocol import Job, Sampling
-from engine.tokenizer import Tokenizer
-from engine.worker import Worker
+from airoboros_bot.bots.core.service import STOP_STRINGS
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT, EngineSettings
+from airoboros_bot.engine.client import EngineClient, Queued
+from airoboros_bot.engine.errors import EngineError
+from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.model.demo import build_demo_model
+from airoboros_bot.engine.protocol import Job, Sampling
+from airoboros_bot.engine.tokenizer import Tokenizer
+from airoboros_bot.engine.worker import Worker
 
 NO_EOS_BIAS = -10_000.0
 """Added to the ``</s>`` logit of benchmark models so every answer runs to its full length."""
@@ -169,7 +169,7 @@ def chat_prompts(count: int) -> list[str]:
 def redis_server(data_dir: Path) -> Iterator[tuple[str, str]]:
     """Yield (url, label): ``REDIS_URL`` if set, else an embedded Valkey started in `data_dir`.
 
-    The embedded server runs as in production (`bots.runtime.EmbeddedValkey`): AOF on,
+    The embedded server runs as in production (`bots.core.runtime.EmbeddedValkey`): AOF on,
     fsync every second.
     """
     external = os.environ.get("REDIS_URL")
@@ -212,7 +212,7 @@ class EngineConfig:
         )
 
     def environment(self, redis_url: str, prefix: str, data_dir: Path) -> dict[str, str]:
-        """Environment of a ``python -m bots worker`` process with these settings."""
+        """Environment of a ``python -m airoboros_bot worker`` process with these settings."""
         env = dict(os.environ)
         env.update(
             {
@@ -262,7 +262,7 @@ async def whole_path(
 ) -> AsyncIterator[EngineClient]:
     """Run a worker on `engine` against `redis_url`; yield a client of the same key prefix.
 
-    ``worker_mode="process"`` starts ``python -m bots worker`` (configured by environment
+    ``worker_mode="process"`` starts ``python -m airoboros_bot worker`` (configured by environment
     variables, logging to ``work_dir/worker.log``); ``"inline"`` runs a `Worker` task in this
     event loop. The keys are removed afterwards.
     """
@@ -282,7 +282,7 @@ async def whole_path(
         if worker_mode == "process":
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "bots", "worker", "--name", name],
+                    [sys.executable, "-m", "airoboros_bot", "worker", "--name", name],
                     env=engine.environment(redis_url, prefix, work_dir / "data"),
                     cwd=work_dir,
                     stdin=subprocess.DEVNULL,
@@ -543,7 +543,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--worker",
         choices=WORKER_MODES,
         default="process",
-        help="run the worker as a separate `python -m bots worker` process (default, as "
+        help="run the worker as a separate `python -m airoboros_bot worker` process (default, as "
         "deployed) or as a task in the benchmark's own event loop",
     )
     parser.add_argument(

@@ -29,6 +29,13 @@ import ctranslate2
 import numpy as np
 from ctranslate2.specs import common_spec
 
+from airoboros_bot.engine.model.demo import (
+    BUILDER,
+    CONTEXT_LENGTH,
+    DEMO_MANIFEST,
+    llama_decoder_spec,
+    train_demo_tokenizer,
+)
 from benchmarks.common import (
     NO_EOS_BIAS,
     EngineConfig,
@@ -49,13 +56,6 @@ from benchmarks.common import (
     warm_up,
     whole_path,
     work_dir,
-)
-from engine.demo_model import (
-    BUILDER,
-    CONTEXT_LENGTH,
-    DEMO_MANIFEST,
-    llama_decoder_spec,
-    train_demo_tokenizer,
 )
 
 LLAMA_7B = ModelShape(

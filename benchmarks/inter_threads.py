@@ -17,6 +17,9 @@ import argparse
 import asyncio
 import time
 
+from airoboros_bot.bots.core.service import STOP_STRINGS
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.protocol import Chunk, Job
 from benchmarks.common import (
     CPU_SHAPE,
     GREEDY,
@@ -35,9 +38,6 @@ from benchmarks.common import (
     whole_path,
     work_dir,
 )
-from bots.service import STOP_STRINGS
-from engine.client import EngineClient
-from engine.protocol import Chunk, Job
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
-"""``python -m bots`` runs the command line."""
+"""``python -m airoboros_bot.bots`` runs the command line (as ``python -m airoboros_bot``)."""
 
 import sys
 
-from bots.cli import main
+from airoboros_bot.bots.cli import main
 
 sys.exit(main())

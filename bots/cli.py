@@ -12,16 +12,16 @@ import socket
 import sys
 from pathlib import Path
 
-from bots.games import GameEngine
-from bots.runtime import Runtime
-from bots.supervisor import supervise
-from bots.terminal import TerminalChat
-from config.settings import Settings, SettingsError, load_settings
-from conversations.errors import ChatError
-from conversations.models import ContextBlock, ConversationKey, Mode, Turn
-from conversations.prompt import fit_prompt
-from engine.demo_model import read_manifest
-from engine.errors import EngineError
+from airoboros_bot.bots.core.runtime import Runtime
+from airoboros_bot.bots.games import GameEngine
+from airoboros_bot.bots.terminal.chat import TerminalChat
+from airoboros_bot.config.settings import Settings, SettingsError, load_settings
+from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
+from airoboros_bot.conversations.prompt import fit_prompt
+from airoboros_bot.engine.errors import EngineError
+from airoboros_bot.engine.model.demo import read_manifest
+from airoboros_bot.engine.supervisor import supervise
 
 log = logging.getLogger("airoboros_bot")
 
@@ -200,7 +200,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
-    from bots.discord_bot import run_discord
+    from airoboros_bot.bots.discord.launch import run_discord
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():  # fail before loading the model
@@ -214,7 +214,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _slack(settings: Settings, args: argparse.Namespace) -> int:
-    from bots.slack_app import missing_settings, run_slack
+    from airoboros_bot.bots.slack.app import missing_settings, run_slack
 
     missing = missing_settings(settings.slack, args.http)  # fail before loading the model
     if missing:
@@ -236,7 +236,7 @@ async def _run_bot(settings: Settings, args: argparse.Namespace, run, **options)
 
 
 async def _convert(settings: Settings, args: argparse.Namespace) -> int:
-    from engine.convert import convert
+    from airoboros_bot.engine.convert.converter import convert
 
     # Blocking on purpose: nothing else runs in this loop, and Ctrl-C must reach the
     # conversion (a worker thread would keep converting, then move the result into place).

@@ -10,8 +10,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conversations.errors import EmptyPrompt, PromptTooLong
-from conversations.models import ContextBlock, Turn
+from airoboros_bot.conversations.errors import EmptyPrompt, PromptTooLong
+from airoboros_bot.conversations.models import ContextBlock, Turn
 
 MARKERS: tuple[str, ...] = (
     "BEGININPUT",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from config.keys import Keys
-from conversations.models import ContextBlock, ConversationKey, Mode, Turn
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 
 
 class ConversationStore:

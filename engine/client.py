@@ -17,9 +17,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from config.keys import CONSUMER_GROUP, Keys
-from engine.errors import EngineError
-from engine.protocol import Chunk, Job
+from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.engine.errors import EngineError
+from airoboros_bot.engine.protocol import Chunk, Job
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import ctranslate2
 
-from engine.demo_model import DEMO_MANIFEST, read_manifest
-from engine.errors import CONVERT_HINT, ModelError
-from engine.tokenizer import TOKENIZER_FILE, Tokenizer
+from airoboros_bot.engine.errors import CONVERT_HINT, ModelError
+from airoboros_bot.engine.model.demo import DEMO_MANIFEST, read_manifest
+from airoboros_bot.engine.tokenizer import TOKENIZER_FILE, Tokenizer
 
 MODEL_FILES = ("model.bin", "config.json", TOKENIZER_FILE)
 

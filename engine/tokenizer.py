@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as _HFTokenizer
 
-from engine.errors import CONVERT_HINT, ModelError
+from airoboros_bot.engine.errors import CONVERT_HINT, ModelError
 
 TOKENIZER_FILE = "tokenizer.json"
 SPACE_PIECE = "▁"  # SentencePiece's meta symbol for a space

@@ -25,12 +25,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from config.keys import CONSUMER_GROUP, Keys
-from config.settings import EngineSettings
-from engine.generator import Generator, SamplingParams
-from engine.metrics import WorkerMetrics
-from engine.protocol import Chunk, FinishReason, Job
-from engine.tokenizer import StreamDecoder
+from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.config.settings import EngineSettings
+from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.metrics import WorkerMetrics
+from airoboros_bot.engine.protocol import Chunk, FinishReason, Job
+from airoboros_bot.engine.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from engine.demo_model import ensure_demo_model
+from airoboros_bot.engine.model.demo import ensure_demo_model
 
 
 @pytest.fixture(scope="session")

@@ -27,4 +27,4 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_the_console_script_named_in_the_readme_exists() -> None:
     pyproject = ROOT.joinpath("pyproject.toml").read_text()
-    assert 'airoboros-bot = "bots.cli:main"' in pyproject
+    assert 'airoboros-bot = "airoboros_bot.bots.cli:main"' in pyproject

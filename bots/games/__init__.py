@@ -5,10 +5,10 @@ channel), calls `start` / `stop` / `leaderboard` for its commands, passes player
 messages to `on_message`, and calls `resume_all(platform)` at start-up. See docs/games.md.
 """
 
-from bots.games.clock import Clock, ScaledClock, SystemClock
-from bots.games.engine import GameEngine, GameOutput
-from bots.games.generate import QuestionModel
-from bots.games.models import (
+from airoboros_bot.bots.games.clock import Clock, ScaledClock, SystemClock
+from airoboros_bot.bots.games.engine import GameEngine, GameOutput
+from airoboros_bot.bots.games.generate import QuestionModel
+from airoboros_bot.bots.games.models import (
     AnswerOutcome,
     AnswerStatus,
     Commands,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from bots.games.matching import normalize
-from bots.games.models import Question, QuestionKind
+from airoboros_bot.bots.games.matching import normalize
+from airoboros_bot.bots.games.models import Question, QuestionKind
 
 
 def anagram_text(word: str, clue: str) -> str:
@@ -110,7 +110,11 @@ class QuestionBank:
 
 
 def _load(name: str) -> list[Any]:
-    text = resources.files("bots.games").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    text = (
+        resources.files("airoboros_bot.bots.games")
+        .joinpath(f"data/{name}")
+        .read_text(encoding="utf-8")
+    )
     return list(json.loads(text)["items"])
 
 

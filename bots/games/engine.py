@@ -21,13 +21,13 @@ from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
 
-from bots.games import messages
-from bots.games.bank import QuestionBank, default_bank
-from bots.games.clock import Clock, SystemClock
-from bots.games.generate import QuestionMaker, QuestionModel
-from bots.games.hints import hint_text, hint_times, hints_due, points_now
-from bots.games.matching import choice_index, matches
-from bots.games.models import (
+from airoboros_bot.bots.games import messages
+from airoboros_bot.bots.games.bank import QuestionBank, default_bank
+from airoboros_bot.bots.games.clock import Clock, SystemClock
+from airoboros_bot.bots.games.generate import QuestionMaker, QuestionModel
+from airoboros_bot.bots.games.hints import hint_text, hint_times, hints_due, points_now
+from airoboros_bot.bots.games.matching import choice_index, matches
+from airoboros_bot.bots.games.models import (
     LETTERS,
     AnswerOutcome,
     AnswerStatus,
@@ -39,13 +39,13 @@ from bots.games.models import (
     Question,
     QuestionKind,
 )
-from bots.games.scores import Scoreboard
-from bots.games.store import GameState, GameStore
-from bots.games.validate import COMMON_TOP, InvalidQuestion, check_prefix, check_word
-from bots.games.words import WordList, default_words
-from config.keys import Keys
-from config.settings import GameSettings
-from conversations.models import ConversationKey
+from airoboros_bot.bots.games.scores import Scoreboard
+from airoboros_bot.bots.games.store import GameState, GameStore
+from airoboros_bot.bots.games.validate import COMMON_TOP, InvalidQuestion, check_prefix, check_word
+from airoboros_bot.bots.games.words import WordList, default_words
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import GameSettings
+from airoboros_bot.conversations.models import ConversationKey
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from bots.games.bank import QuestionBank, words_text
-from bots.games.matching import normalize, word_of
-from bots.games.models import LETTERS, GameKind, Question, QuestionKind
-from bots.games.validate import InvalidQuestion, check_prefix, validate
-from bots.games.words import WordList
-from config.settings import GameSettings
-from conversations.errors import ChatError
-from engine.errors import EngineError
+from airoboros_bot.bots.games.bank import QuestionBank, words_text
+from airoboros_bot.bots.games.matching import normalize, word_of
+from airoboros_bot.bots.games.models import LETTERS, GameKind, Question, QuestionKind
+from airoboros_bot.bots.games.validate import InvalidQuestion, check_prefix, validate
+from airoboros_bot.bots.games.words import WordList
+from airoboros_bot.config.settings import GameSettings
+from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 

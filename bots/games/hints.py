@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from bots.games.matching import letters_to_reveal, mask
-from bots.games.models import LETTERS, Question, QuestionKind
+from airoboros_bot.bots.games.matching import letters_to_reveal, mask
+from airoboros_bot.bots.games.models import LETTERS, Question, QuestionKind
 
 
 def hint_times(

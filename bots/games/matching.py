@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from bots.games.models import LETTERS
+from airoboros_bot.bots.games.models import LETTERS
 
 _ARTICLES = frozenset({"a", "an", "the"})
 _NUMBERS = {

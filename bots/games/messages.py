@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bots.games.models import (
+from airoboros_bot.bots.games.models import (
     LETTERS,
     Commands,
     GameKind,

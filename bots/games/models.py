@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from conversations.errors import ChatError
-from conversations.models import ConversationKey
+from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.conversations.models import ConversationKey
 
 LETTERS = string.ascii_uppercase[:5]
 

@@ -11,9 +11,9 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from bots.games.models import LeaderboardRow
-from bots.games.store import SCRATCH_TTL_S, GameState, GameStore
-from conversations.models import ConversationKey
+from airoboros_bot.bots.games.models import LeaderboardRow
+from airoboros_bot.bots.games.store import SCRATCH_TTL_S, GameState, GameStore
+from airoboros_bot.conversations.models import ConversationKey
 
 Scope = Literal["game", "channel", "workspace"]
 

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
-from bots.games.models import GameKind, GameStatus, Question
-from config.keys import Keys
-from conversations.models import ConversationKey
+from airoboros_bot.bots.games.models import GameKind, GameStatus, Question
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.conversations.models import ConversationKey
 
 SCRATCH_TTL_S = 6 * 3600  # per-question tries, notices and found words
 ATOMIC_FIELDS = ("phase", "qid", "deadline", "winner", "winner_name", "closed_at", "activity")

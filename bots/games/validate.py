@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 
-from bots.games.matching import normalize, word_of
-from bots.games.models import Question, QuestionKind
-from bots.games.words import WordList
+from airoboros_bot.bots.games.matching import normalize, word_of
+from airoboros_bot.bots.games.models import Question, QuestionKind
+from airoboros_bot.bots.games.words import WordList
 
 MAX_QUESTION_CHARS = 300
 MAX_OPTION_CHARS = 80

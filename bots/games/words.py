@@ -49,5 +49,9 @@ class WordList:
 @functools.cache
 def default_words() -> WordList:
     """The word list shipped in ``bots/games/data/words.txt`` (loaded once)."""
-    text = resources.files("bots.games").joinpath("data/words.txt").read_text(encoding="utf-8")
+    text = (
+        resources.files("airoboros_bot.bots.games")
+        .joinpath("data/words.txt")
+        .read_text(encoding="utf-8")
+    )
     return WordList(text.split())

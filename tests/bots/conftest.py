@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bots.service import ChatService
-from config.keys import Keys
-from config.settings import ChatSettings, EngineSettings
-from conversations.store import ConversationStore
-from engine.client import EngineClient
-from engine.generator import Generator
-from engine.worker import Worker
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import ChatSettings, EngineSettings
+from airoboros_bot.conversations.store import ConversationStore
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.worker import Worker
 
 
 @pytest.fixture(scope="session")

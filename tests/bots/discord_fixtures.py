@@ -14,13 +14,13 @@ from contextlib import asynccontextmanager
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot, build_discord_bot
-from bots.games import GameEngine
-from bots.ratelimit import RateLimiter
-from bots.render import WRITING_MARKER
-from bots.service import ChatService
-from config.settings import DiscordSettings
-from conversations.models import ConversationKey
+from airoboros_bot.bots.core.ratelimit import RateLimiter
+from airoboros_bot.bots.core.render import WRITING_MARKER
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.launch import AiroborosBot, build_discord_bot
+from airoboros_bot.bots.games import GameEngine
+from airoboros_bot.config.settings import DiscordSettings
+from airoboros_bot.conversations.models import ConversationKey
 from tests.bots.fake_discord import (
     LOADING,
     FakeDiscord,

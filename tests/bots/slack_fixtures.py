@@ -17,12 +17,12 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.games import GameEngine
-from bots.ratelimit import RateLimiter
-from bots.service import ChatService
-from bots.slack_app import build_slack_app
-from config.keys import Keys
-from config.settings import SlackSettings
+from airoboros_bot.bots.core.ratelimit import RateLimiter
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.games import GameEngine
+from airoboros_bot.bots.slack.app import build_slack_app
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import SlackSettings
 from tests.bots.fake_slack import BOT_USER, FakeSlack, signed_request
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

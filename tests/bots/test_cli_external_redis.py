@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from config.keys import Keys
-from config.settings import EngineSettings
-from engine.generator import Generator
-from engine.worker import Worker
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import EngineSettings
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 

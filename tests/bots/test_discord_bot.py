@@ -16,19 +16,19 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot, run_discord
-from bots.discord_core import ENGINE_DOWN
-from bots.render import WRITING_MARKER
-from bots.runtime import Runtime
-from bots.service import ChatService
-from config.keys import Keys
-from config.settings import ChatSettings, EngineSettings, load_settings
-from conversations.models import ConversationKey, Turn
-from conversations.store import ConversationStore
-from engine.client import EngineClient
-from engine.generator import Generator
-from engine.protocol import Chunk
-from engine.worker import Worker
+from airoboros_bot.bots.core.render import WRITING_MARKER
+from airoboros_bot.bots.core.runtime import Runtime
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.core import ENGINE_DOWN
+from airoboros_bot.bots.discord.launch import AiroborosBot, run_discord
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import ChatSettings, EngineSettings, load_settings
+from airoboros_bot.conversations.models import ConversationKey, Turn
+from airoboros_bot.conversations.store import ConversationStore
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.protocol import Chunk
+from airoboros_bot.engine.worker import Worker
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, original_edits, running_bot
 from tests.bots.fake_discord import (
@@ -82,7 +82,7 @@ async def test_login_syncs_commands_globally_and_says_so(
     key_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_client")
+    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.client")
     async with running_bot(fake, world, service, redis, key_prefix):
         pass
     assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
@@ -111,7 +111,7 @@ async def test_login_syncs_to_configured_guilds_and_logs_failures(
     key_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_client")
+    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.client")
     unknown = 42
     async with running_bot(
         fake, world, service, redis, key_prefix, guild_ids=[world.guild_id, unknown]

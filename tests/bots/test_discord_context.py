@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot
-from bots.service import ChatService
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.launch import AiroborosBot
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, running_bot, written_answer
 from tests.bots.fake_discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject

@@ -12,15 +12,22 @@ import discord
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_game_view import escape, game_embed
-from bots.discord_games import parse_trigger
-from bots.discord_text import TRIVIA_CHANNEL_NOTE
-from bots.games import GameEngine, GameKind, GameMessage, MessageKind, Question, ScaledClock
-from bots.games.messages import hint, question
-from bots.games.models import QuestionKind
-from bots.service import ChatService
-from config.keys import Keys
-from config.settings import GameSettings
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.game_view import escape, game_embed
+from airoboros_bot.bots.discord.games import parse_trigger
+from airoboros_bot.bots.discord.text import TRIVIA_CHANNEL_NOTE
+from airoboros_bot.bots.games import (
+    GameEngine,
+    GameKind,
+    GameMessage,
+    MessageKind,
+    Question,
+    ScaledClock,
+)
+from airoboros_bot.bots.games.messages import hint, question
+from airoboros_bot.bots.games.models import QuestionKind
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import GameSettings
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, running_bot
 from tests.bots.fake_discord import (
@@ -592,7 +599,7 @@ async def test_a_running_game_resumes_when_the_bot_is_rebuilt(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_games")
+    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.games")
     general = key(world, world.general)
     before = games()
     async with running_bot(fake, world, service, redis, key_prefix, games=before) as bot:

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bots.discord_access import AccessRules, Place, interaction_problem
-from bots.discord_running import RunningAnswers
-from bots.discord_text import (
+from airoboros_bot.bots.core.service import ContextUsage
+from airoboros_bot.bots.discord.access import AccessRules, Place, interaction_problem
+from airoboros_bot.bots.discord.running import RunningAnswers
+from airoboros_bot.bots.discord.text import (
     escape_link_text,
     format_sources,
     is_text_file,
@@ -20,9 +21,8 @@ from bots.discord_text import (
     thread_name,
     usage_report,
 )
-from bots.service import ContextUsage
-from config.settings import DiscordSettings, load_settings
-from conversations.models import ContextBlock, ConversationKey
+from airoboros_bot.config.settings import DiscordSettings, load_settings
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey
 from tests.bots.fake_discord import FakeDiscord
 
 GUILD, CHANNEL, THREAD, ROLE = 10, 20, 30, 40

@@ -14,15 +14,15 @@ from contextlib import asynccontextmanager
 import pytest
 import redis.asyncio as aioredis
 
-from bots.discord_bot import AiroborosBot
-from bots.render import WRITING_MARKER
-from bots.service import Answer, AnswerEvent, ChatService, Delta, Submitted
-from config.keys import Keys
-from config.settings import ChatSettings, EngineSettings
-from conversations.models import ContextBlock, ConversationKey
-from conversations.store import ConversationStore
-from engine.client import EngineClient, Queued
-from engine.generator import Generator
+from airoboros_bot.bots.core.render import WRITING_MARKER
+from airoboros_bot.bots.core.service import Answer, AnswerEvent, ChatService, Delta, Submitted
+from airoboros_bot.bots.discord.launch import AiroborosBot
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import ChatSettings, EngineSettings
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey
+from airoboros_bot.conversations.store import ConversationStore
+from airoboros_bot.engine.client import EngineClient, Queued
+from airoboros_bot.engine.generator import Generator
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import original_edits, running_bot, written_answer
 from tests.bots.fake_discord import FakeDiscord, World, assert_no_mentions, buttons, inject

@@ -6,7 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from bots.ratelimit import RateLimiter
+from airoboros_bot.bots.core.ratelimit import RateLimiter
 
 
 async def test_limit_per_user_and_retry_after(redis: aioredis.Redis, key_prefix: str) -> None:

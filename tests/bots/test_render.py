@@ -10,10 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bots.render import WRITING_MARKER, AnswerView, EditBudget, split_message, stream_answer
-from bots.service import Answer, AnswerEvent, Delta, Restart, Submitted
-from conversations.models import ContextBlock
-from engine.client import Queued
+from airoboros_bot.bots.core.render import (
+    WRITING_MARKER,
+    AnswerView,
+    EditBudget,
+    split_message,
+    stream_answer,
+)
+from airoboros_bot.bots.core.service import Answer, AnswerEvent, Delta, Restart, Submitted
+from airoboros_bot.conversations.models import ContextBlock
+from airoboros_bot.engine.client import Queued
 
 
 def test_short_text_is_one_page() -> None:

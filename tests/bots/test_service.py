@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bots.service import Answer, ChatService, Delta, Submitted
-from conversations.errors import ChatError, EmptyPrompt
-from conversations.models import ConversationKey, Mode, Turn
+from airoboros_bot.bots.core.service import Answer, ChatService, Delta, Submitted
+from airoboros_bot.conversations.errors import ChatError, EmptyPrompt
+from airoboros_bot.conversations.models import ConversationKey, Mode, Turn
 
 KEY = ConversationKey("test", "w", "c")
 
@@ -91,7 +91,7 @@ async def test_context_target_follows_the_channels_context_thread(service: ChatS
 async def test_a_question_too_long_for_the_window_says_the_token_counts(
     service: ChatService,
 ) -> None:
-    from conversations.errors import PromptTooLong
+    from airoboros_bot.conversations.errors import PromptTooLong
 
     question = " ".join(f"zq{i}x" for i in range(2500))  # under the character limit
     with pytest.raises(PromptTooLong) as caught:

@@ -15,10 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 from slack_bolt.async_app import AsyncApp
 
-from bots.service import ChatService
-from bots.slack_format import escape
-from config.keys import Keys
-from conversations.models import ConversationKey, Mode
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.slack.format import escape
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.conversations.models import ConversationKey, Mode
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,

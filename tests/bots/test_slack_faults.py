@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bots.service import ChatService
-from config.keys import CONSUMER_GROUP, Keys
-from config.settings import ChatSettings, EngineSettings
-from conversations.models import ConversationKey
-from conversations.store import ConversationStore
-from engine.client import EngineClient
-from engine.generator import Generator
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.config.settings import ChatSettings, EngineSettings
+from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.conversations.store import ConversationStore
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.generator import Generator
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.render import AnswerView
-from bots.service import Answer, Submitted
-from bots.slack_app import build_slack_app
-from bots.slack_format import (
+from airoboros_bot.bots.core.render import AnswerView
+from airoboros_bot.bots.core.service import Answer, Submitted
+from airoboros_bot.bots.slack.app import build_slack_app
+from airoboros_bot.bots.slack.format import (
     ADD_CONTEXT_CALLBACK,
     SECTION_LIMIT,
     SlackAnswerView,
@@ -21,8 +21,8 @@ from bots.slack_format import (
     section,
     strip_mention,
 )
-from config.settings import SlackSettings
-from conversations.models import ContextBlock
+from airoboros_bot.config.settings import SlackSettings
+from airoboros_bot.conversations.models import ContextBlock
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import FakeSlack, command_body
 from tests.bots.slack_fixtures import SECRET, dispatch

@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.games import GameEngine, GameKind, ScaledClock
-from bots.games import messages as texts
-from bots.games.models import LeaderboardRow, Question, QuestionKind
-from bots.runtime import Runtime
-from bots.service import ChatService
-from bots.slack_app import run_slack
-from bots.slack_game_format import (
+from airoboros_bot.bots.core.runtime import Runtime
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock
+from airoboros_bot.bots.games import messages as texts
+from airoboros_bot.bots.games.models import LeaderboardRow, Question, QuestionKind
+from airoboros_bot.bots.slack.app import run_slack
+from airoboros_bot.bots.slack.game_format import (
     ANAGRAM_USAGE,
     SLACK_GAME_COMMANDS,
     TRIVIA_CHANNEL_HINT,
@@ -32,18 +32,18 @@ from bots.slack_game_format import (
     game_blocks,
     game_text,
 )
-from bots.slack_game_output import ChannelPacer
-from bots.slack_games import GameRequest, trigger
-from bots.slack_web import WebApi
-from config.keys import Keys
-from config.settings import (
+from airoboros_bot.bots.slack.game_output import ChannelPacer
+from airoboros_bot.bots.slack.games import GameRequest, trigger
+from airoboros_bot.bots.slack.web import WebApi
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import (
     EngineSettings,
     GameSettings,
     RedisSettings,
     Settings,
     SlackSettings,
 )
-from conversations.models import ConversationKey
+from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,

@@ -16,12 +16,12 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bots.runtime import Runtime
-from bots.service import ChatService
-from bots.slack_app import run_slack, serve_http
-from config.keys import Keys
-from config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
-from conversations.models import ConversationKey
+from airoboros_bot.bots.core.runtime import Runtime
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.slack.app import run_slack, serve_http
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
+from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import (
     BOT_USER,

@@ -15,12 +15,12 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.render import EditBudget
-from bots.service import Answer, AnswerEvent, Delta, Submitted
-from bots.slack_format import PAGE_LIMIT, SECTION_LIMIT, answer_blocks
-from bots.slack_stream import FAILED, SlackAnswerSink, render_answer
-from bots.slack_web import WebApi
-from engine.client import JobTimedOut
+from airoboros_bot.bots.core.render import EditBudget
+from airoboros_bot.bots.core.service import Answer, AnswerEvent, Delta, Submitted
+from airoboros_bot.bots.slack.format import PAGE_LIMIT, SECTION_LIMIT, answer_blocks
+from airoboros_bot.bots.slack.stream import FAILED, SlackAnswerSink, render_answer
+from airoboros_bot.bots.slack.web import WebApi
+from airoboros_bot.engine.client import JobTimedOut
 from tests.bots import slack_fixtures
 from tests.bots.fake_slack import FakeSlack
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.service import ChatService
-from bots.terminal import TerminalChat
-from config.settings import DEFAULT_SYSTEM_PROMPT
-from conversations.models import ConversationKey
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.terminal.chat import TerminalChat
+from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT
+from airoboros_bot.conversations.models import ConversationKey
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def _cli(args: list[str], stdin: str, tmp_path: Path, **env: str) -> subprocess.
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
     environ.update({"AIROBOROS_DATA_DIR": str(tmp_path / "data"), **env})
     return subprocess.run(
-        [sys.executable, "-m", "bots", *args],
+        [sys.executable, "-m", "airoboros_bot", *args],
         input=stdin,
         capture_output=True,
         text=True,

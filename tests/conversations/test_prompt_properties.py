@@ -7,9 +7,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.errors import PromptTooLong
-from conversations.models import ContextBlock, Turn
-from conversations.prompt import (
+from airoboros_bot.conversations.errors import PromptTooLong
+from airoboros_bot.conversations.models import ContextBlock, Turn
+from airoboros_bot.conversations.prompt import (
     _INVISIBLE,
     MARKERS,
     chat_prompt,

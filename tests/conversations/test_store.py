@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from config.keys import Keys
-from conversations.models import ContextBlock, ConversationKey, Mode, Turn
-from conversations.store import ConversationStore
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
+from airoboros_bot.conversations.store import ConversationStore
 from tests.restartable_valkey import RestartableValkey
 
 KEY = ConversationKey("discord", "guild 1", "chan:2", "thread/3")

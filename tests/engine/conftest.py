@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from config.keys import Keys
-from config.settings import EngineSettings
-from engine.client import EngineClient
-from engine.generator import Generator
-from engine.worker import Worker
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import EngineSettings
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.worker import Worker
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
     """A demo-shaped model that never ends an answer by itself (its end-of-sequence logit is
     pushed far down), so every answer runs to its length, deadline or cancel: tests of those
     cannot be cut short by a random end of sequence."""
-    from engine.demo_model import build_demo_model
+    from airoboros_bot.engine.model.demo import build_demo_model
 
     path = build_demo_model(tmp_path_factory.mktemp("models") / "endless", eos_bias=-1e4)
     return Generator(path, device="cpu")
@@ -58,7 +58,7 @@ async def worker(
 @pytest.fixture(scope="session")
 def eos_generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
     """A demo model biased to end its answers at once (end of sequence)."""
-    from engine.demo_model import build_demo_model
+    from airoboros_bot.engine.model.demo import build_demo_model
 
     path = build_demo_model(tmp_path_factory.mktemp("models") / "eos", eos_bias=20.0)
     return Generator(path, device="cpu")

@@ -21,15 +21,15 @@ torch = pytest.importorskip("torch", reason="the convert extra is not installed"
 transformers = pytest.importorskip("transformers", reason="the convert extra is not installed")
 sentencepiece = pytest.importorskip("sentencepiece", reason="the convert extra is not installed")
 
-from config.keys import Keys  # noqa: E402
-from config.settings import EngineSettings  # noqa: E402
-from engine.client import EngineClient  # noqa: E402
-from engine.convert import STAGES, convert  # noqa: E402
-from engine.demo_model import DEMO_MANIFEST, DEMO_TEXT, train_demo_tokenizer  # noqa: E402
-from engine.errors import ModelError  # noqa: E402
-from engine.generator import Generator, SamplingParams  # noqa: E402
-from engine.protocol import Chunk, Job, Sampling  # noqa: E402
-from engine.worker import Worker  # noqa: E402
+from airoboros_bot.config.keys import Keys  # noqa: E402
+from airoboros_bot.config.settings import EngineSettings  # noqa: E402
+from airoboros_bot.engine.client import EngineClient  # noqa: E402
+from airoboros_bot.engine.convert.converter import STAGES, convert  # noqa: E402
+from airoboros_bot.engine.errors import ModelError  # noqa: E402
+from airoboros_bot.engine.generator import Generator, SamplingParams  # noqa: E402
+from airoboros_bot.engine.model.demo import DEMO_MANIFEST, DEMO_TEXT, train_demo_tokenizer  # noqa: E402
+from airoboros_bot.engine.protocol import Chunk, Job, Sampling  # noqa: E402
+from airoboros_bot.engine.worker import Worker  # noqa: E402
 
 GREEDY = SamplingParams(temperature=0, repetition_penalty=1.0)
 PROMPTS = [
@@ -81,7 +81,7 @@ def _save_llama(hf_dir: Path, vocab_size: int, *, seed: int = 0) -> None:
 
 def _train_sentencepiece(path: Path, vocab_size: int) -> None:
     """A LLaMA-style sentencepiece BPE model: byte fallback, <unk> <s> </s> as ids 0-2."""
-    from engine.demo_model import _training_words
+    from airoboros_bot.engine.model.demo import _training_words
 
     model = sentencepiece.SentencePieceTrainer
     with path.open("wb") as handle:
@@ -158,8 +158,8 @@ def float32_generator(float32_dir: Path) -> Iterator[Generator]:
 
 
 def _run_cli(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    """`python -m bots ARGS`; with `prelude`, that code runs first in the same interpreter."""
-    command = [sys.executable, "-m", "bots", *args]
+    """`python -m airoboros_bot ARGS`; with `prelude`, that code runs first in the interpreter."""
+    command = [sys.executable, "-m", "airoboros_bot", *args]
     if prelude:
         main = "import sys; from bots.cli import main; sys.exit(main(sys.argv[1:]))"
         command = [sys.executable, "-c", prelude + main, *args]
@@ -279,7 +279,7 @@ def test_progress_names_every_stage(float32_conversion: tuple[Path, list[str]]) 
 def test_a_long_stage_reports_that_it_is_still_running(
     hf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("engine.convert.TICK_S", 0.02)
+    monkeypatch.setattr("airoboros_bot.engine.convert.converter.TICK_S", 0.02)
     lines: list[str] = []
 
     def slow_progress(line: str) -> None:
@@ -584,7 +584,7 @@ def test_generator_loads_a_model_without_manifest_with_a_warning(
 ) -> None:
     model = Path(shutil.copytree(float32_dir, tmp_path / "model"))
     (model / DEMO_MANIFEST).unlink()
-    with caplog.at_level(logging.WARNING, logger="engine.generator"):
+    with caplog.at_level(logging.WARNING, logger="airoboros_bot.engine.generator"):
         generator = Generator(model, device="cpu")
     try:
         assert generator.manifest == {}

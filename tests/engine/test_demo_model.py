@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.demo_model import (
+from airoboros_bot.engine.model.demo import (
     BUILDER_VERSION,
     DEMO_MANIFEST,
     MODEL_FILES,
@@ -18,7 +18,7 @@ from engine.demo_model import (
     read_manifest,
     train_demo_tokenizer,
 )
-from engine.tokenizer import Tokenizer
+from airoboros_bot.engine.tokenizer import Tokenizer
 
 
 def test_demo_model_files_and_manifest(demo_model_dir: Path) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from config.keys import CONSUMER_GROUP, Keys
-from config.settings import EngineSettings
-from engine.client import EngineClient, JobFailed, JobHandle, Queued
-from engine.generator import Generator
-from engine.protocol import Chunk, Job, Sampling
-from engine.worker import Worker
+from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.config.settings import EngineSettings
+from airoboros_bot.engine.client import EngineClient, JobFailed, JobHandle, Queued
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.protocol import Chunk, Job, Sampling
+from airoboros_bot.engine.worker import Worker
 from tests.restartable_valkey import RestartableValkey
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,9 @@ class WorkerProcesses:
 
     def start(self, name: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bots", "worker", "--name", name], cwd=ROOT, env=self.env
+            [sys.executable, "-m", "airoboros_bot", "worker", "--name", name],
+            cwd=ROOT,
+            env=self.env,
         )
         self.processes.append(process)
         return process

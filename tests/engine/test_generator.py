@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.demo_model import build_demo_model
-from engine.errors import ModelError
-from engine.generator import Generator, SamplingParams
-from engine.tokenizer import StreamDecoder
+from airoboros_bot.engine.errors import ModelError
+from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.model.demo import build_demo_model
+from airoboros_bot.engine.tokenizer import StreamDecoder
 
 GREEDY = SamplingParams(temperature=0.0)
 QUESTIONS = [
@@ -78,7 +78,7 @@ def test_greedy_is_deterministic(gen: Generator, prompts: list[list[str]]) -> No
 SEEDED_RUN = """
 import sys
 from pathlib import Path
-from engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import Generator, SamplingParams
 gen = Generator(Path(sys.argv[1]), device="cpu")
 prompt = gen.tokenizer.encode_prompt("USER: Hi ASSISTANT: ")
 params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from engine.client import EngineClient
-from engine.protocol import Job, Sampling
-from engine.worker import Worker
+from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.protocol import Job, Sampling
+from airoboros_bot.engine.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def _check(redis_url: str, prefix: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
     env.update(AIROBOROS_REDIS_URL=redis_url, AIROBOROS_REDIS_KEY_PREFIX=prefix)
     return subprocess.run(
-        [sys.executable, "-m", "bots", "worker", "--check"],
+        [sys.executable, "-m", "airoboros_bot", "worker", "--check"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -110,7 +110,7 @@ async def test_one_worker_process_per_device_restarted_when_it_dies(
         AIROBOROS_ENGINE_HEARTBEAT_S="0.3",
         AIROBOROS_ENGINE_HEALTH_TTL_S="1",
     )
-    parent = subprocess.Popen([sys.executable, "-m", "bots", "worker"], cwd=ROOT, env=env)
+    parent = subprocess.Popen([sys.executable, "-m", "airoboros_bot", "worker"], cwd=ROOT, env=env)
 
     async def workers_become(count: int, exclude: set[str] = frozenset()) -> list[str]:
         for _ in range(300):

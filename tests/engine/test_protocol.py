@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.protocol import Chunk, Job, Sampling
+from airoboros_bot.engine.protocol import Chunk, Job, Sampling
 
 
 def test_job_round_trip() -> None:

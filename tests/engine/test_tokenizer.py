@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import EngineError, ModelError
-from engine.tokenizer import SPACE_PIECE, StreamDecoder, Tokenizer
+from airoboros_bot.engine.errors import EngineError, ModelError
+from airoboros_bot.engine.tokenizer import SPACE_PIECE, StreamDecoder, Tokenizer
 
 SYSTEM = (
     "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "

@@ -8,13 +8,13 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from config.keys import CONSUMER_GROUP, Keys
-from config.settings import EngineSettings
-from engine.client import EngineClient, EngineUnavailable, JobHandle, Queued
-from engine.generator import Generator
-from engine.protocol import Chunk, Job, Sampling
-from engine.tokenizer import StreamDecoder
-from engine.worker import Worker, _Delivery, _Running
+from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.config.settings import EngineSettings
+from airoboros_bot.engine.client import EngineClient, EngineUnavailable, JobHandle, Queued
+from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.protocol import Chunk, Job, Sampling
+from airoboros_bot.engine.tokenizer import StreamDecoder
+from airoboros_bot.engine.worker import Worker, _Delivery, _Running
 
 PROMPT = (
     "A chat between a curious user and an assistant. USER: What color are blueberries? ASSISTANT: "

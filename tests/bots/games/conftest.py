@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from bots.games import GameEngine, GameMessage, MessageKind
-from config.keys import Keys
-from config.settings import GameSettings
-from conversations.models import ConversationKey
+from airoboros_bot.bots.games import GameEngine, GameMessage, MessageKind
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import GameSettings
+from airoboros_bot.conversations.models import ConversationKey
 
 CHANNEL = ConversationKey("test", "w1", "c1")
 START = 1_800_000_000.0

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from bots.games import AnswerStatus, GameError, GameKind, MessageKind, QuestionKind
-from bots.games.bank import default_bank
-from bots.games.generate import QuestionMaker
-from bots.games.words import default_words
-from config.settings import GameSettings
-from engine.client import EngineUnavailable
+from airoboros_bot.bots.games import AnswerStatus, GameError, GameKind, MessageKind, QuestionKind
+from airoboros_bot.bots.games.bank import default_bank
+from airoboros_bot.bots.games.generate import QuestionMaker
+from airoboros_bot.bots.games.words import default_words
+from airoboros_bot.config.settings import GameSettings
+from airoboros_bot.engine.client import EngineUnavailable
 from tests.bots.games.conftest import (
     CHANNEL,
     EngineFactory,

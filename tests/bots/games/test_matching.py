@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.games.matching import (
+from airoboros_bot.bots.games.matching import (
     choice_index,
     edit_distance,
     letters_to_reveal,

@@ -8,17 +8,17 @@ from importlib import resources
 
 import pytest
 
-from bots.games.bank import default_bank
-from bots.games.generate import parse_anagram, parse_choice, parse_short
-from bots.games.models import Question, QuestionKind
-from bots.games.validate import (
+from airoboros_bot.bots.games.bank import default_bank
+from airoboros_bot.bots.games.generate import parse_anagram, parse_choice, parse_short
+from airoboros_bot.bots.games.models import Question, QuestionKind
+from airoboros_bot.bots.games.validate import (
     InvalidQuestion,
     check_prefix,
     check_word,
     is_anagram,
     validate,
 )
-from bots.games.words import WordList, default_words
+from airoboros_bot.bots.games.words import WordList, default_words
 
 WORDS = default_words()
 
@@ -164,7 +164,7 @@ def test_word_list_is_shipped_with_its_licence() -> None:
     assert "qzxv" not in WORDS
     assert "january" not in WORDS and "texas" not in WORDS  # proper nouns left out
     assert WORDS.rank("the") == 0 and WORDS.is_common("house")
-    data = resources.files("bots.games").joinpath("data")
+    data = resources.files("airoboros_bot.bots.games").joinpath("data")
     licences = data.joinpath("LICENSES.md").read_text(encoding="utf-8")
     for name in ("words.txt", "trivia.json", "anagrams.json", "prefixes.json"):
         assert name in licences

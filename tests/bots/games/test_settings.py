@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import GameSettings, SettingsError, load_settings
+from airoboros_bot.config.settings import GameSettings, SettingsError, load_settings
 
 
 def test_games_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

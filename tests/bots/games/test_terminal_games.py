@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bots.games import GameEngine, QuestionKind, ScaledClock
-from bots.service import ChatService
-from bots.terminal import TerminalChat
-from config.keys import Keys
-from config.settings import DEFAULT_SYSTEM_PROMPT, GameSettings
-from conversations.errors import EmptyPrompt
-from conversations.models import ConversationKey
-from conversations.prompt import chat_prompt
-from engine.protocol import Chunk
+from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.games import GameEngine, QuestionKind, ScaledClock
+from airoboros_bot.bots.terminal.chat import TerminalChat
+from airoboros_bot.config.keys import Keys
+from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT, GameSettings
+from airoboros_bot.conversations.errors import EmptyPrompt
+from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.conversations.prompt import chat_prompt
+from airoboros_bot.engine.protocol import Chunk
 
 KEY = ConversationKey("terminal", "host", "games")
 

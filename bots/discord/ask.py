@@ -1,0 +1,170 @@
+"""Questions and their answers on Discord: `/ask`, questions in chat messages, streaming into
+a sink, `/stop` and the Stop button, and "Continue in thread"."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import discord
+from redis.exceptions import RedisError
+
+from airoboros_bot.bots.core.render import AnswerView, stream_answer
+from airoboros_bot.bots.core.service import AnswerEvent, Submitted
+from airoboros_bot.bots.discord import text
+from airoboros_bot.bots.discord.access import Place
+from airoboros_bot.bots.discord.core import NO_MENTIONS, DiscordCore
+from airoboros_bot.bots.discord.running import RunningAnswer
+from airoboros_bot.bots.discord.sinks import AnswerSink, InteractionSink, ReplySink
+from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_S = 1.0
+CHAT_THREAD_META = "discord_chat_thread"
+
+
+def _offers_thread(place: Place) -> bool:
+    """Whether an answer here gets a "Continue in thread" button (server channels only)."""
+    return place.guild_id is not None and not place.in_thread
+
+
+class AskCommands(DiscordCore):
+    """Answers streamed into Discord, and stopping them."""
+
+    async def answer(
+        self, key: ConversationKey, user_id: int, question: str, sink: AnswerSink
+    ) -> None:
+        """Ask the service and stream the answer into ``sink``; failures replace it."""
+        running = self.running.start(key, user_id)
+        view = AnswerView(limit=text.MESSAGE_LIMIT, format_sources=text.format_sources)
+        sink.running, sink.view = running, view
+        try:
+            async with contextlib.aclosing(self.service.ask(key, question)) as events:
+                tracked = self._track(events, running)
+                await stream_answer(tracked, sink, view, interval_s=EDIT_INTERVAL_S)
+            await sink.settle()
+        except (ChatError, EngineError) as exc:
+            log.info("answer failed: %s", exc.user_message)
+            with contextlib.suppress(discord.HTTPException):
+                await sink.fail(exc.user_message)
+        except discord.HTTPException as exc:
+            log.warning("Discord refused an update of an answer: %s %s", exc.status, exc.text)
+        finally:
+            self.running.finish(running)
+
+    async def _track(
+        self, events: AsyncIterator[AnswerEvent], running: RunningAnswer
+    ) -> AsyncIterator[AnswerEvent]:
+        """Pass events on, noting the job id so the answer can be stopped (even by a /stop
+        that came before the job was queued)."""
+        async for event in events:
+            if isinstance(event, Submitted):
+                running.job_id = event.job_id
+                if running.stopping:
+                    await self._cancel_job(event.job_id)
+            yield event
+
+    async def ask_command(
+        self, interaction: discord.Interaction, question: str, private: bool
+    ) -> None:
+        """`/ask`: check, defer, stream."""
+        place = self.checked_place(interaction)
+        refusal = await self.admit(interaction.user.id)
+        if refusal:
+            await self.reply_ephemeral(interaction, refusal)
+            return
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        sink = InteractionSink(interaction, private=private, offer_thread=_offers_thread(place))
+        await self.answer(place.key, interaction.user.id, question, sink)
+
+    async def answer_message(self, message: discord.Message, place: Place, question: str) -> None:
+        """A question asked in a chat message (mention, DM or chat thread)."""
+        if not question:
+            await message.reply(
+                "Ask me something after the mention.",
+                mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        refusal = await self.admit(message.author.id)
+        if refusal:
+            await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS)
+            return
+        sink = ReplySink(message, offer_thread=_offers_thread(place))
+        await self.answer(place.key, message.author.id, question, sink)
+
+    # -- stopping -------------------------------------------------------------------------------
+    async def stop_answer(self, answer: RunningAnswer) -> None:
+        """Stop an answer being written (its job is cancelled once it is known)."""
+        answer.stopping = True
+        if answer.job_id:
+            await self._cancel_job(answer.job_id)
+
+    async def _cancel_job(self, job_id: str) -> None:
+        try:
+            await self.service.cancel(job_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not cancel job %s: %s", job_id, type(exc).__name__)
+
+    async def stop_command(self, interaction: discord.Interaction) -> None:
+        """`/stop`: stop the user's answers in this channel or thread."""
+        place = self.checked_place(interaction)
+        answers = self.running.of_user(place.key, interaction.user.id)
+        for answer in answers:
+            await self.stop_answer(answer)
+        await self.reply_ephemeral(
+            interaction,
+            f"Stopping {len(answers)} answer(s)."
+            if answers
+            else "Nothing of yours is being written here.",
+        )
+
+    async def stop_button(
+        self, interaction: discord.Interaction, job_id: str, owner_id: int
+    ) -> None:
+        """The Stop button under an answer."""
+        if interaction.user.id != owner_id and not interaction.permissions.manage_messages:
+            await self.reply_ephemeral(interaction, text.STOP_NOT_YOURS)
+            return
+        answer = self.running.by_job(job_id)
+        if answer is not None:
+            answer.stopping = True
+            await interaction.response.defer()
+        else:  # written by an earlier run of the bot: just remove the stale button
+            await interaction.response.edit_message(view=None, allowed_mentions=NO_MENTIONS)
+        await self._cancel_job(job_id)
+
+    # -- continuing in a thread -----------------------------------------------------------------
+    async def continue_in_thread(self, interaction: discord.Interaction) -> None:
+        """The "Continue in thread" button: a thread on the answer, carrying the conversation."""
+        place = self.interaction_place(interaction)
+        reason = self.refusal(interaction)
+        if place is None or reason or interaction.message is None or place.in_thread:
+            await self.reply_ephemeral(
+                interaction, reason or "This can't be continued in a thread."
+            )
+            return
+        await interaction.response.defer()
+        name = text.thread_name(f"{interaction.user.display_name}'s conversation")
+        try:
+            thread = await interaction.message.create_thread(name=name, auto_archive_duration=1440)
+        except discord.HTTPException as exc:
+            await self.reply_ephemeral(interaction, f"I could not open a thread here ({exc.text}).")
+            return
+        thread_key = Place(place.guild_id, thread.id, place.channel_id).key
+        store = self.service.store
+        for turn in await store.history(place.key):
+            await store.add_turn(thread_key, turn)
+        await self.service.set_mode(thread_key, await self.service.get_mode(place.key))
+        await store.set_meta(thread_key, CHAT_THREAD_META, str(interaction.user.id))
+        self.remember_thread(thread)
+        await interaction.edit_original_response(view=None, allowed_mentions=NO_MENTIONS)
+        await thread.send(text.CHAT_THREAD_WELCOME, allowed_mentions=NO_MENTIONS)
+
+    async def is_chat_thread(self, key: ConversationKey) -> bool:
+        """Whether ``key`` is a thread opened with "Continue in thread" (replies are questions)."""
+        return bool(await self.service.store.get_meta(key, CHAT_THREAD_META))
