@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -50,7 +49,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             check=True, capture_output=True, text=True,
         ).stdout.strip()
     )  # fmt: skip
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = [entry for entry in sys.path if entry.endswith("site-packages")]
+    (site / "deps.pth").write_text("\n".join(deps) + "\n")
     return site
 
 
