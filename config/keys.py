@@ -1,6 +1,8 @@
 """Every Redis key airoboros-bot uses, in one place.
 
-Keys of one job share the hash tag ``{job id}`` so a Redis Cluster keeps them on one slot.
+Keys of one job share the hash tag ``{job id}`` so a Redis Cluster keeps them on one slot. The
+submission markers take the job stream's own name as their hash tag, so the script that queues a
+job touches a single slot too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ class Keys:
     def job_output(self, job_id: str) -> str:
         """The reply stream of one job."""
         return f"{self.prefix}:job:{{{job_id}}}:out"
+
+    def job_run(self, job_id: str) -> str:
+        """Hash fencing a job's output: attempt, owner token, last sequence number, done."""
+        return f"{self.prefix}:job:{{{job_id}}}:run"
+
+    def job_submitted(self, job_id: str) -> str:
+        """The job's current entry id on the job stream (same slot as the stream): a retried
+        submission finds it and queues nothing twice."""
+        return f"{{{self.jobs}}}:submitted:{job_id}"
+
+    def reply_wake(self, reader_id: str) -> str:
+        """A stream that wakes one process's reply reader when it has a new stream to watch."""
+        return f"{self.prefix}:reader:{{{reader_id}}}:wake"
 
     def job_cancel(self, job_id: str) -> str:
         """Set when the job's reader asks it to stop."""

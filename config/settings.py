@@ -18,6 +18,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "accurate, uncensored responses to the user's input."
 )
 ENV_PREFIX = "AIROBOROS_"
+CLAIM_IDLE_HEARTBEATS = 3
+"""A running job is re-claimed every heartbeat: the idle limit must span a few missed ones."""
 
 
 def default_data_dir() -> Path:
@@ -36,6 +38,12 @@ class RedisSettings(BaseModel):
         default=None, description="data directory of the embedded Valkey (AOF persistence)"
     )
     key_prefix: str = Field(default="airoboros", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_connections: int = Field(
+        default=32, ge=4, le=10_000, description="Redis connections one process opens at most"
+    )
+    pool_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="how long a command waits for a free connection"
+    )
 
 
 class EngineSettings(BaseModel):
@@ -75,6 +83,43 @@ class EngineSettings(BaseModel):
     heartbeat_s: float = Field(default=2.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 = off")
     health_ttl_s: int = Field(default=15, ge=1)
+    shutdown_grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="on SIGTERM, running answers may finish this long; then they are released",
+    )
+    max_answers: int = Field(
+        default=1000, ge=1, le=100_000, description="answers one process reads at once"
+    )
+
+    @model_validator(mode="after")
+    def _coupled(self) -> EngineSettings:
+        beat_ms = self.heartbeat_s * 1000
+        if self.claim_idle_ms < CLAIM_IDLE_HEARTBEATS * beat_ms:
+            raise ValueError(
+                f"AIROBOROS_ENGINE_CLAIM_IDLE_MS ({self.claim_idle_ms}) must be at least "
+                f"{CLAIM_IDLE_HEARTBEATS} x AIROBOROS_ENGINE_HEARTBEAT_S "
+                f"({CLAIM_IDLE_HEARTBEATS * beat_ms:g} ms), or running jobs look abandoned"
+            )
+        if self.health_ttl_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"AIROBOROS_ENGINE_HEALTH_TTL_S ({self.health_ttl_s}) must be at least 2 x "
+                f"AIROBOROS_ENGINE_HEARTBEAT_S ({2 * self.heartbeat_s:g} s), or live workers "
+                "look stopped"
+            )
+        if self.batch_wait_max_ms < self.batch_wait_ms:
+            raise ValueError(
+                f"AIROBOROS_ENGINE_BATCH_WAIT_MAX_MS ({self.batch_wait_max_ms:g}) must be at "
+                f"least AIROBOROS_ENGINE_BATCH_WAIT_MS ({self.batch_wait_ms:g})"
+            )
+        if self.first_chunk_timeout_s * 1000 <= self.claim_idle_ms:
+            raise ValueError(
+                f"AIROBOROS_ENGINE_FIRST_CHUNK_TIMEOUT_S ({self.first_chunk_timeout_s:g}) must "
+                f"exceed AIROBOROS_ENGINE_CLAIM_IDLE_MS ({self.claim_idle_ms} ms), or readers "
+                "give up before a stalled job is taken over"
+            )
+        return self
 
 
 class ChatSettings(BaseModel):
@@ -238,6 +283,16 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        name = _env_name(tuple(first["loc"]))
-        raise SettingsError(f"{name}: {first['msg'].lower()}") from None
+        raise SettingsError(settings_message(exc)) from None
+
+
+def settings_message(exc: ValidationError) -> str:
+    """One line for the first error: the variable and what it needs, never the value given.
+
+    Checks of several coupled variables name them all in their own message.
+    """
+    first = exc.errors(include_input=False)[0]
+    message = first["msg"]
+    if first["type"] == "value_error" and ENV_PREFIX in message:
+        return message.removeprefix("Value error, ")
+    return f"{_env_name(tuple(first['loc']))}: {message.lower()}"

@@ -19,9 +19,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
 from airoboros_bot.engine.errors import EngineError
-from airoboros_bot.engine.protocol import Chunk, Job
+from airoboros_bot.engine.protocol import Chunk, ChunkFence, Job
+from airoboros_bot.engine.scripts import QueueScripts, text
 
 log = logging.getLogger(__name__)
+SUBMITTED_TTL_S = 24 * 3600
+"""How long a job's submission marker lasts when no worker removes it (a retried submission
+within this time queues nothing)."""
 
 
 class EngineUnavailable(EngineError):
@@ -70,6 +74,7 @@ class EngineClient:
     ) -> None:
         self._redis = redis
         self._keys = keys
+        self._scripts = QueueScripts(redis)
         self._first_chunk_timeout_s = first_chunk_timeout_s
         self._poll_block_ms = poll_block_ms
         self._redis_name = redis_name
@@ -112,10 +117,13 @@ class EngineClient:
                 "No engine worker is running: start one with `airoboros-bot worker`."
             )
         try:
-            entry_id = await self._redis.xadd(self._keys.jobs, job.to_fields())
+            entry_id = await self._scripts.submit(
+                keys=[self._keys.jobs, self._keys.job_submitted(job.id)],
+                args=[job.to_fields()["job"], SUBMITTED_TTL_S],
+            )
         except (RedisConnectionError, RedisTimeoutError, OSError):
             raise self._unreachable() from None
-        return JobHandle(job.id, str(entry_id))
+        return JobHandle(job.id, text(entry_id))
 
     async def cancel(self, job_id: str) -> None:
         """Ask the worker to stop this job's generation (it ends within one step).
@@ -143,7 +151,8 @@ class EngineClient:
     async def stream(
         self, handle: JobHandle, *, after: str = "0-0", deadline: float | None = None
     ) -> AsyncIterator[Chunk | Queued]:
-        """Yield the job's chunks in order until ``done`` or ``failed``.
+        """Yield the job's chunks in order until ``done`` or ``failed``: one attempt at a time
+        (a ``reset`` starts the next), each chunk once, never text of two runs mixed.
 
         While no worker has taken the job, yields `Queued` whenever its position changes. If the
         reader stops early (breaks, is cancelled or times out), the job is cancelled so no GPU
@@ -155,6 +164,7 @@ class EngineClient:
         last_position: int | None = -1
         waiting_since = time.monotonic()
         finished = False
+        fence = ChunkFence()
         try:
             while True:
                 if deadline is not None and time.time() > deadline:
@@ -186,16 +196,16 @@ class EngineClient:
                     continue
                 for entry_id, fields in reply[0][1]:
                     after = str(entry_id)
-                    chunk = Chunk.from_fields(fields)
                     started = True
                     waiting_since = time.monotonic()
-                    if chunk.kind in ("done", "failed"):
-                        finished = True  # a reader that stops here has nothing to cancel
-                    yield chunk
-                    if chunk.kind == "failed":
-                        raise JobFailed(chunk.error or "The engine could not answer.")
-                    if chunk.kind == "done":
-                        return
+                    for chunk in fence.admit(Chunk.from_fields(fields)):
+                        if chunk.final:
+                            finished = True  # a reader that stops here has nothing to cancel
+                        yield chunk
+                        if chunk.kind == "failed":
+                            raise JobFailed(chunk.error or "The engine could not answer.")
+                        if chunk.kind == "done":
+                            return
         finally:
             if not finished:
                 try:

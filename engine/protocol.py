@@ -3,6 +3,11 @@
 A job is one stream entry on ``{prefix}:jobs``. Its answer comes back as entries on the job's own
 reply stream, each a chunk: ``start`` (a worker took it), ``token`` (text to append), ``reset``
 (discard the text so far: the job is being run again), ``done`` (the whole answer) or ``failed``.
+
+Every chunk carries the ``attempt`` that wrote it (1, 2, ... each time a worker begins the job)
+and its ``seq`` within that attempt (0 for ``start``/``reset``, then 1, 2, ...). Workers write
+only while they own the attempt, so attempts never interleave; `ChunkFence` is the reader's side:
+it drops chunks of an older attempt and repeated sequence numbers.
 """
 
 from __future__ import annotations
@@ -70,6 +75,12 @@ class Chunk:
     error: str = ""
     worker: str = ""
     attempt: int = 1
+    seq: int = 0
+
+    @property
+    def final(self) -> bool:
+        """Whether this chunk ends the answer (``done`` or ``failed``)."""
+        return self.kind in ("done", "failed")
 
     def to_fields(self) -> dict[str, str]:
         """Encode as stream entry fields (defaults left out)."""
@@ -82,3 +93,33 @@ class Chunk:
     def from_fields(cls, fields: dict[str, str]) -> Chunk:
         """Decode from stream entry fields."""
         return cls(**json.loads(fields["chunk"]))
+
+
+class ChunkFence:
+    """What a reader keeps of a reply stream: one attempt at a time, each sequence number once.
+
+    `admit` returns the chunks to pass on for one chunk read: none for a stale or repeated
+    chunk; a synthetic ``reset`` before the first chunk of a newer attempt when its own
+    ``reset`` was not seen; nothing at all after the final chunk.
+    """
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.seq = -1
+        self.finished = False
+
+    def admit(self, chunk: Chunk) -> list[Chunk]:
+        """The chunks a reader should see for ``chunk`` (in order)."""
+        if self.finished or chunk.attempt < self.attempt:
+            return []
+        out: list[Chunk] = []
+        if chunk.attempt > self.attempt:
+            if self.attempt and chunk.kind not in ("start", "reset"):
+                out.append(Chunk(kind="reset", attempt=chunk.attempt))
+            self.attempt, self.seq = chunk.attempt, -1
+        elif chunk.seq <= self.seq:
+            return []
+        self.seq = chunk.seq
+        self.finished = chunk.final
+        out.append(chunk)
+        return out

@@ -1,10 +1,16 @@
 """The engine worker: claim jobs from the consumer group, micro-batch, stream tokens, ack.
 
 One worker per GPU; any number of workers on any number of hosts share one consumer group.
-Delivery is at-least-once: a job is acknowledged only after its final chunk is written; a worker
-that dies leaves it pending, and any live worker reclaims it after ``claim_idle_ms`` (the reply
-stream then gets a ``reset`` chunk). After ``max_deliveries`` the job goes to the dead-letter
-stream and its reader gets a clear error.
+Execution is at-least-once: a job is acknowledged only after its final chunk is written; a worker
+that dies or stalls leaves it pending, and any live worker reclaims it after ``claim_idle_ms``.
+Output is exactly-once for readers: each run of a job is an attempt that owns the job's reply
+stream (`engine.scripts.begin`, which writes its ``start``/``reset`` chunk), and every later
+write checks that ownership atomically (`engine.scripts.emit`), so a worker that lost the job
+writes nothing and stops generating it. Jobs a worker holds, running or waiting, are re-claimed
+every heartbeat, and only while the stream entry is still its own. After ``max_deliveries``
+attempts the job goes to the dead-letter stream and its reader gets a clear error. On `stop()`
+running answers get ``shutdown_grace_s`` to finish; the rest are released and queued again at
+once for another worker.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
@@ -30,20 +37,42 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.generator import Generator, SamplingParams
 from airoboros_bot.engine.metrics import WorkerMetrics
 from airoboros_bot.engine.protocol import Chunk, FinishReason, Job
+from airoboros_bot.engine.scripts import QueueScripts, text
 from airoboros_bot.engine.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Also retried: a script cache emptied by a Redis restart between loading and running.
+TRANSIENT = (*REDIS_DOWN, NoScriptError)
 _FINISH_ATTEMPTS = 20  # about 30 s of retries
+_SUBMITTED_TTL_S = 24 * 3600
 
 
 @dataclass
 class _Delivery:
-    """A job as delivered to this worker."""
+    """A job as delivered to this worker; once begun, one attempt at it.
+
+    ``token`` identifies this delivery as the job's owner. Chunks get their sequence numbers
+    when queued in ``outbox`` and keep them until written, so a write repeated after a lost
+    reply carries the same numbers and the server drops what it already has.
+    """
 
     entry_id: str
     job: Job
-    attempt: int
+    attempt: int = 0
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seq: int = 0
+    outbox: list[tuple[int, str]] = field(default_factory=list)
+
+    def push(self, chunk: Chunk) -> None:
+        """Queue ``chunk`` as the next of this attempt."""
+        self.seq += 1
+        numbered = Chunk(**{**chunk.__dict__, "attempt": self.attempt, "seq": self.seq})
+        self.outbox.append((self.seq, numbered.to_fields()["chunk"]))
+
+    def written(self, last_seq: int) -> None:
+        """Forget the queued chunks the server has (up to ``last_seq``)."""
+        self.outbox = [(seq, chunk) for seq, chunk in self.outbox if seq > last_seq]
 
 
 @dataclass
@@ -57,6 +86,8 @@ class _Running:
     tokens: int = 0
     finish: FinishReason | None = None
     first_token_at: float = 0.0
+    lost: bool = False  # another worker owns the job now: write nothing more
+    released: bool = False  # stopped for shutdown: queue it again
     pending: deque[int] = field(default_factory=deque)  # appended by the generator thread
 
     @property
@@ -114,29 +145,36 @@ class Worker:
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.redis = redis
+        self.scripts = QueueScripts(redis)
         self.metrics = metrics or WorkerMetrics()
         self.generator = generator
         self.keys = keys
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
-        self._running: dict[str, str] = {}  # entry id -> job id
-        self._reclaimed: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self._held: dict[str, _Delivery] = {}  # entry id -> delivery, waiting or running
+        self._lost: set[str] = set()  # held entries another worker has claimed since
+        self._reclaimed: deque[_Delivery] = deque()
+        self._active_jobs: set[str] = set()  # ids of the jobs in running batches
         self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()  # set once every batch has ended
+        self._stop_at = 0.0
+        self._releasing = False  # the grace period is over: stop and release running jobs
         self._cancelled: set[str] = set()  # ids of running jobs whose reader asked to stop
         self.jobs_done = 0
+        self.jobs_released = 0
         self.started_at = time.time()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve jobs until `stop()` is called."""
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._ensure_group()
                 break
             except REDIS_DOWN:
                 log.warning("Redis unreachable; retrying in 1 s")
-                await asyncio.sleep(1.0)
+                await self._pause(1.0)
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._janitor_loop(), name="worker-janitor"),
@@ -152,7 +190,7 @@ class Worker:
                 except REDIS_DOWN:
                     self._slots.release()
                     log.warning("Redis unreachable; retrying in 1 s")
-                    await asyncio.sleep(1.0)
+                    await self._pause(1.0)
                     continue
                 except ResponseError as exc:
                     self._slots.release()
@@ -163,25 +201,58 @@ class Worker:
                 if not deliveries:
                     self._slots.release()
                     continue
+                if self._stopping.is_set():  # read while stopping: give them straight back
+                    self._reclaimed.extend(deliveries)
+                    self._slots.release()
+                    break
                 task = asyncio.create_task(self._run_deliveries(deliveries))
                 batches.add(task)
                 task.add_done_callback(batches.discard)
         finally:
             self._stopping.set()
-            if batches:
-                await asyncio.gather(*batches, return_exceptions=True)
+            await self._drain(set(batches))
+            self._closed.set()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            with contextlib.suppress(REDIS_DOWN):
+            with contextlib.suppress(*TRANSIENT):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.delete(self.keys.worker_health(self.name))
                     pipe.zrem(self.keys.workers, self.name)
                     await pipe.execute()
 
     def stop(self) -> None:
-        """Finish the running batches, then return from `run()`."""
+        """Stop taking jobs; running answers get ``shutdown_grace_s`` to finish, then they
+        are released (queued again for another worker), and `run()` returns."""
+        if not self._stopping.is_set():
+            self._stop_at = time.monotonic()
         self._stopping.set()
+
+    async def _drain(self, batches: set[asyncio.Task[None]]) -> None:
+        """Let running batches finish within the grace period, then release what is left."""
+        if batches:
+            grace = self._stop_at + self.settings.shutdown_grace_s - time.monotonic()
+            _, unfinished = await asyncio.wait(batches, timeout=max(0.0, grace))
+            if unfinished:
+                log.warning("stopping: releasing %d running batch(es)", len(unfinished))
+                self._releasing = True
+                await asyncio.gather(*unfinished, return_exceptions=True)
+        while self._reclaimed:
+            delivery = self._reclaimed.popleft()
+            try:
+                if delivery.entry_id not in self._lost:
+                    await self._release(delivery)
+            except TRANSIENT:
+                log.warning("could not release job %s; it will be reclaimed", delivery.job.id)
+            finally:
+                self._forget(delivery)
+
+    def _giving_up(self) -> bool:
+        """Whether a stopping worker is past the time it may spend on retries."""
+        return self._releasing or (
+            self._stopping.is_set()
+            and time.monotonic() > self._stop_at + self.settings.shutdown_grace_s
+        )
 
     async def _ensure_group(self) -> None:
         try:
@@ -194,8 +265,18 @@ class Worker:
     async def _next_batch(self) -> list[_Delivery]:
         limit = self.settings.max_batch_size
         deliveries: list[_Delivery] = []
-        while not self._reclaimed.empty() and len(deliveries) < limit:
-            deliveries.append(self._reclaimed.get_nowait())
+        deferred: list[_Delivery] = []
+        while self._reclaimed and len(deliveries) < limit:
+            delivery = self._reclaimed.popleft()
+            if delivery.entry_id in self._lost:
+                self._forget(delivery)  # another worker took it while it waited here
+            elif delivery.job.id in self._active_jobs or any(
+                d.job.id == delivery.job.id for d in deliveries
+            ):
+                deferred.append(delivery)  # the same job twice on the queue: after this run
+            else:
+                deliveries.append(delivery)
+        self._reclaimed.extend(deferred)
         if not deliveries:
             deliveries = await self._read_new(limit, block_ms=500)
             if not deliveries:
@@ -207,6 +288,8 @@ class Worker:
         # at its cron tick, 100 ms by default, so `BLOCK 2` can wait 100 ms.)
         while len(deliveries) < limit and wait_ms > 0 and time.monotonic() < cap:
             await asyncio.sleep(wait_ms / 1000)
+            if self._stopping.is_set():
+                break
             more = await self._read_new(limit - len(deliveries), block_ms=None)
             if not more:
                 break
@@ -219,100 +302,146 @@ class Worker:
         )
         deliveries = []
         for entry_id, fields in reply[0][1] if reply else []:
-            delivery = await self._decode(str(entry_id), fields, attempt=1)
+            delivery = await self._decode(str(entry_id), fields)
             if delivery:
+                self._held[delivery.entry_id] = delivery
                 deliveries.append(delivery)
         return deliveries
 
-    async def _decode(self, entry_id: str, fields: dict, attempt: int) -> _Delivery | None:
+    async def _decode(self, entry_id: str, fields: dict | None) -> _Delivery | None:
         try:
-            job = Job.from_fields(fields)
+            job = Job.from_fields(fields or {})
         except ValueError as exc:
             log.error("dropping malformed job entry %s: %s", entry_id, exc)
             await self.redis.xadd(self.keys.dead_letters, {"entry": entry_id, "error": str(exc)})
-            await self._ack(entry_id)
+            await self.redis.xack(self.keys.jobs, CONSUMER_GROUP, entry_id)
+            await self.redis.xdel(self.keys.jobs, entry_id)
             return None
-        return _Delivery(entry_id, job, attempt)
+        return _Delivery(entry_id, job)
 
-    async def _ack(self, entry_id: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xack(self.keys.jobs, CONSUMER_GROUP, entry_id)
-            pipe.xdel(self.keys.jobs, entry_id)
-            await pipe.execute()
+    def _forget(self, delivery: _Delivery) -> None:
+        """This worker no longer holds the delivery's stream entry."""
+        if self._held.get(delivery.entry_id) is delivery:
+            del self._held[delivery.entry_id]
+            self._lost.discard(delivery.entry_id)
+
+    async def _ack(self, delivery: _Delivery) -> None:
+        await self.scripts.ack(
+            keys=[self.keys.jobs, self.keys.job_submitted(delivery.job.id)],
+            args=[CONSUMER_GROUP, delivery.entry_id],
+        )
 
     # -- running jobs -------------------------------------------------------------------------
     async def _run_deliveries(self, deliveries: list[_Delivery]) -> None:
+        jobs = {d.job.id for d in deliveries}
+        self._active_jobs |= jobs
         try:
-            groups: dict[SamplingParams, list[_Delivery]] = defaultdict(list)
-            for delivery in await self._filter_runnable(deliveries):
+            runnable = await self._begin(deliveries)
+            groups: dict[SamplingParams, list[tuple[_Delivery, list[str], int]]] = defaultdict(list)
+            for delivery, prompt, limit in runnable:
                 s = delivery.job.sampling
                 params = SamplingParams(s.temperature, s.top_k, s.top_p, s.repetition_penalty)
-                groups[params].append(delivery)
+                groups[params].append((delivery, prompt, limit))
             for params, group in groups.items():
+                if self._releasing:
+                    for delivery, _, _ in group:
+                        await self._release(delivery)
+                    continue
                 await self._run_batch(params, group)
-        except REDIS_DOWN:
+        except TRANSIENT:
             log.warning("Redis went away during a batch; its jobs will be reclaimed")
         except Exception:
             log.exception("batch failed")
         finally:
             for delivery in deliveries:
-                self._running.pop(delivery.entry_id, None)
+                self._forget(delivery)
                 self._cancelled.discard(delivery.job.id)
+            self._active_jobs -= jobs
             self._slots.release()
 
-    async def _filter_runnable(self, deliveries: list[_Delivery]) -> list[_Delivery]:
-        """Settle jobs that were cancelled, expired or failed too often before running."""
-        cancel_keys = [self.keys.job_cancel(d.job.id) for d in deliveries]
-        cancelled = await self.redis.mget(cancel_keys)
-        runnable = []
-        now = time.time()
-        for delivery, flag in zip(deliveries, cancelled, strict=True):
-            if flag:
-                await self._finish(delivery, Chunk(kind="done", finish_reason="cancelled"))
-            elif delivery.job.deadline and now > delivery.job.deadline:
-                await self._finish(delivery, Chunk(kind="failed", error="Timed out in the queue."))
-            else:
-                self._running[delivery.entry_id] = delivery.job.id
-                runnable.append(delivery)
-        return runnable
-
-    async def _run_batch(self, params: SamplingParams, group: list[_Delivery]) -> None:
+    async def _begin(self, deliveries: list[_Delivery]) -> list[tuple[_Delivery, list[str], int]]:
+        """Take ownership of each job (one round trip) and settle those that will not run:
+        cancelled, expired, too long, already answered, or failed too often."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery in deliveries:
+                pipe.exists(self.keys.job_cancel(delivery.job.id))
+            cancelled = await pipe.execute()
         tokenizer = self.generator.tokenizer
         window = self.settings.context_length
-        running: list[_Running] = []
-        prompts: list[list[str]] = []
-        limits: list[int] = []
-        for delivery in group:
-            tokens = tokenizer.encode_prompt(delivery.job.prompt)
-            room = window - len(tokens)
-            if room < 1:
-                error = f"Prompt too long: {len(tokens)} tokens, the model's window is {window}."
-                await self._finish(delivery, Chunk(kind="failed", error=error))
-                continue
-            running.append(_Running(delivery, StreamDecoder(tokenizer)))
-            prompts.append(tokens)
-            limits.append(min(delivery.job.max_new_tokens, room))
-        if not running:
-            return
+        now = time.time()
+        plans: list[tuple[_Delivery, Chunk | None, list[str], int]] = []
+        for delivery, flag in zip(deliveries, cancelled, strict=True):
+            job = delivery.job
+            if flag:
+                plans.append((delivery, Chunk(kind="done", finish_reason="cancelled"), [], 0))
+            elif job.deadline and now > job.deadline:
+                expired = Chunk(kind="failed", error="Timed out in the queue.")
+                plans.append((delivery, expired, [], 0))
+            else:
+                tokens = tokenizer.encode_prompt(job.prompt)
+                room = window - len(tokens)
+                if room < 1:
+                    error = (
+                        f"Prompt too long: {len(tokens)} tokens, the model's window is {window}."
+                    )
+                    plans.append((delivery, Chunk(kind="failed", error=error), tokens, 0))
+                else:
+                    plans.append((delivery, None, tokens, min(job.max_new_tokens, room)))
 
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item, prompt in zip(running, prompts, strict=True):
-                kind = "reset" if item.delivery.attempt > 1 else "start"
-                chunk = Chunk(
-                    kind=kind,
-                    worker=self.name,
-                    attempt=item.delivery.attempt,
-                    prompt_tokens=len(prompt),
+        def begin_all(pipe: Pipeline) -> None:
+            for delivery, settle, tokens, _ in plans:
+                job_id = delivery.job.id
+                self.scripts.queue(
+                    pipe,
+                    self.scripts.begin,
+                    [self.keys.job_run(job_id), self.keys.job_output(job_id)],
+                    [
+                        delivery.token,
+                        self.settings.reply_ttl_s,
+                        self.settings.max_deliveries,
+                        "0" if settle else "1",
+                        self.name,
+                        len(tokens),
+                    ],
                 )
-                pipe.xadd(self.keys.job_output(item.job.id), chunk.to_fields())
-            await pipe.execute()
 
+        begun = await self.scripts.pipeline(begin_all)
+        runnable = []
+        for (delivery, settle, tokens, limit), (status, attempt) in zip(plans, begun, strict=True):
+            delivery.attempt = int(attempt)
+            status = text(status)
+            if status == "done":  # answered before; only the acknowledgement was missing
+                await self._ack(delivery)
+            elif status == "exhausted":
+                log.error(
+                    "job %s failed %d times: dead-lettered", delivery.job.id, delivery.attempt - 1
+                )
+                self.metrics.dead_letters.inc()
+                await self.redis.xadd(self.keys.dead_letters, delivery.job.to_fields())
+                error = "The engine failed on this question several times and gave up."
+                await self._finish(delivery, Chunk(kind="failed", error=error))
+            elif settle is not None:
+                await self._finish(delivery, settle)
+            else:
+                if delivery.attempt > 1:
+                    log.warning("running job %s again (attempt %d)", delivery.job.id, attempt)
+                runnable.append((delivery, tokens, limit))
+        return runnable
+
+    async def _run_batch(
+        self, params: SamplingParams, group: list[tuple[_Delivery, list[str], int]]
+    ) -> None:
+        tokenizer = self.generator.tokenizer
+        running = [_Running(delivery, StreamDecoder(tokenizer)) for delivery, _, _ in group]
+        prompts = [prompt for _, prompt, _ in group]
+        limits = [limit for _, _, limit in group]
         self.metrics.batch_size.observe(len(running))
         self.metrics.running_jobs.inc(len(running))
         began = time.monotonic()
         loop = asyncio.get_running_loop()
         arrived = asyncio.Event()
         stopped: set[int] = set()
+        released: set[int] = set()
         deadlines = [item.job.deadline for item in running]
         cancelled = self._cancelled
 
@@ -327,6 +456,9 @@ class Worker:
             deadline = deadlines[index]
             if deadline and time.time() > deadline:
                 stopped.add(index)
+            if self._releasing and index not in stopped:
+                released.add(index)
+                return True
             return index in stopped or item.job.id in cancelled
 
         generation = asyncio.ensure_future(
@@ -351,7 +483,14 @@ class Worker:
         generated = sum(len(ids) for ids in results)
         self.metrics.generated_tokens.inc(generated)
         self.metrics.tokens_per_second.set(generated / max(1e-6, time.monotonic() - began))
-        for item, ids, limit, prompt in zip(running, results, limits, prompts, strict=True):
+        for index, (item, ids, limit, prompt) in enumerate(
+            zip(running, results, limits, prompts, strict=True)
+        ):
+            if item.lost:
+                continue
+            if index in released and item.finish is None:
+                await self._release(item.delivery)
+                continue
             item.close()
             if item.finish is None and item.job.deadline and time.time() > item.job.deadline:
                 item.finish = "deadline"
@@ -363,64 +502,102 @@ class Worker:
                 tokens=len(ids),
                 prompt_tokens=len(prompt),
                 worker=self.name,
-                attempt=item.delivery.attempt,
             )
             await self._finish(item.delivery, done, rest=item.text[item.emitted :])
+
+    def _emit(self, pipe: Pipeline, delivery: _Delivery, *, final: bool) -> None:
+        """Queue on ``pipe`` the fenced write of the delivery's outbox."""
+        job_id = delivery.job.id
+        args: list[str | int] = [delivery.token, self.settings.reply_ttl_s, "1" if final else "0"]
+        for seq, chunk in delivery.outbox:
+            args += [seq, chunk]
+        keys = [
+            self.keys.job_run(job_id),
+            self.keys.job_output(job_id),
+            self.keys.job_cancel(job_id),
+        ]
+        self.scripts.queue(pipe, self.scripts.emit, keys, args)
 
     async def _flush(self, running: list[_Running], stopped: set[int]) -> None:
         """Stream new text of every job in one round trip and pick up cancel requests.
 
-        If Redis is unreachable, nothing is marked as sent: the next flush sends it again.
+        Text taken for streaming stays queued, with its sequence numbers, until Redis has it:
+        if Redis is unreachable the next flush sends the same chunks again.
         """
-        emitted = [item.emitted for item in running]
+        writing: list[int] = []
+        for index, item in enumerate(running):
+            if item.lost:
+                continue
+            item.take_tokens()
+            piece = item.unsent()
+            if piece:
+                item.delivery.push(Chunk("token", piece))
+            if item.delivery.outbox:
+                writing.append(index)
+
+        def flush(pipe: Pipeline) -> None:
+            for index in writing:
+                self._emit(pipe, running[index].delivery, final=False)
+            for item in running:
+                pipe.exists(self.keys.job_cancel(item.job.id))
+
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for item in running:
-                    item.take_tokens()
-                    piece = item.unsent()
-                    if piece:
-                        out = self.keys.job_output(item.job.id)
-                        pipe.xadd(out, Chunk("token", piece).to_fields())
-                for item in running:
-                    pipe.exists(self.keys.job_cancel(item.job.id))
-                replies = await pipe.execute()
-        except REDIS_DOWN:
-            for item, before in zip(running, emitted, strict=True):
-                item.emitted = before
+            replies = await self.scripts.pipeline(flush)
+        except TRANSIENT:
             log.warning("Redis unreachable while streaming; holding the text back")
             await asyncio.sleep(0.2)
             return
+        for index, last in zip(writing, replies, strict=False):
+            item = running[index]
+            if int(last) < 0:
+                self._lose(item)
+            else:
+                item.delivery.written(int(last))
         now = time.time()
         for index, (item, flag) in enumerate(zip(running, replies[-len(running) :], strict=True)):
+            if item.delivery.entry_id in self._lost and not item.lost:
+                self._lose(item)
             if item.emitted and not item.first_token_at:
                 item.first_token_at = now
                 self.metrics.time_to_first_token.observe(max(0.0, now - item.job.created))
             if (flag or item.job.id in self._cancelled) and item.finish is None:
                 item.finish = "cancelled"
-            if item.finish is not None:
+            if item.finish is not None or item.lost:
                 stopped.add(index)
+
+    def _lose(self, item: _Running) -> None:
+        """Another worker owns the job now: stop generating it and write nothing more."""
+        if not item.lost:
+            log.warning(
+                "job %s was taken over by another worker; stopping attempt %d",
+                item.job.id,
+                item.delivery.attempt,
+            )
+        item.lost = True
 
     async def _finish(self, delivery: _Delivery, chunk: Chunk, rest: str = "") -> None:
         """Write the final chunk (after any last text), then acknowledge the job.
 
-        Retries while Redis is briefly away; if it stays away the job stays pending and is
-        reclaimed once Redis is back.
+        Retries while Redis is briefly away (the chunks keep their sequence numbers, so nothing
+        lands twice); if it stays away the job stays pending and is reclaimed once Redis is
+        back. A delivery that no longer owns its job writes and acknowledges nothing.
         """
-        out = self.keys.job_output(delivery.job.id)
+        if rest:
+            delivery.push(Chunk("token", rest))
+        delivery.push(chunk)
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    if rest:
-                        pipe.xadd(out, Chunk("token", rest).to_fields())
-                    pipe.xadd(out, chunk.to_fields())
-                    pipe.expire(out, self.settings.reply_ttl_s)
-                    pipe.delete(self.keys.job_cancel(delivery.job.id))
-                    pipe.xack(self.keys.jobs, CONSUMER_GROUP, delivery.entry_id)
-                    pipe.xdel(self.keys.jobs, delivery.entry_id)
-                    await pipe.execute()
+                (last,) = await self.scripts.pipeline(
+                    lambda pipe: self._emit(pipe, delivery, final=True)
+                )
+                if int(last) < 0:
+                    log.warning("job %s was taken over by another worker", delivery.job.id)
+                    return
+                delivery.written(int(last))
+                await self._ack(delivery)
                 break
-            except REDIS_DOWN:
-                if attempt == _FINISH_ATTEMPTS - 1:
+            except TRANSIENT:
+                if attempt == _FINISH_ATTEMPTS - 1 or self._giving_up():
                     raise
                 log.warning("Redis unreachable while finishing job %s; retrying", delivery.job.id)
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
@@ -429,6 +606,29 @@ class Worker:
         self.metrics.jobs.labels(outcome or "eos").inc()
         self.metrics.job_latency.observe(max(0.0, time.time() - delivery.job.created))
 
+    async def _release(self, delivery: _Delivery) -> None:
+        """Give the job up and queue it again at once (shutdown): another worker takes it
+        without waiting for the idle timeout, and the release does not count as a failure."""
+        if delivery.attempt:
+            released = await self.scripts.release(
+                keys=[self.keys.job_run(delivery.job.id)], args=[delivery.token]
+            )
+            if not int(released):
+                return  # finished, or another worker owns it: nothing to give back
+        entry = await self.scripts.requeue(
+            keys=[self.keys.jobs, self.keys.job_submitted(delivery.job.id)],
+            args=[
+                CONSUMER_GROUP,
+                self.name,
+                delivery.entry_id,
+                delivery.job.to_fields()["job"],
+                _SUBMITTED_TTL_S,
+            ],
+        )
+        if entry:
+            self.jobs_released += 1
+            log.info("released job %s for another worker", delivery.job.id)
+
     # -- health and recovery ------------------------------------------------------------------
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when the worker is told to stop."""
@@ -436,24 +636,31 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _heartbeat_loop(self) -> None:
-        # Loops end on `_stopping`, not only on cancellation: a cancel that lands inside a
-        # Redis call's own timeout can surface as TimeoutError (an OSError), which is handled
-        # below like a Redis outage and would swallow the cancel.
-        while not self._stopping.is_set():
+        # Loops end on an event, not only on cancellation: a cancel that lands inside a Redis
+        # call's own timeout can surface as TimeoutError (an OSError), which is handled below
+        # like a Redis outage and would swallow the cancel. The heartbeat goes on while a
+        # stopping worker's batches finish, so their jobs stay claimed.
+        while not self._closed.is_set():
             try:
                 await self.heartbeat()
-            except REDIS_DOWN:
+            except TRANSIENT:
                 log.warning("heartbeat: Redis unreachable")
-            await self._pause(self.settings.heartbeat_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self.settings.heartbeat_s)
 
     async def heartbeat(self) -> None:
-        """Report in (health key with TTL) and keep this worker's running jobs claimed."""
+        """Report in (health key with TTL) and keep this worker's jobs claimed.
+
+        Every job the worker holds, running or waiting for a batch, has its stream entry's idle
+        time reset, but only while that entry is still this worker's: an entry another worker
+        has reclaimed is never taken back, and its job is marked lost here.
+        """
         info = {
             "name": self.name,
             "engine": self.generator.describe(),
             "started": self.started_at,
             "jobs_done": self.jobs_done,
-            "running": len(self._running),
+            "running": len(self._held),
             "at": time.time(),
         }
         ttl = self.settings.health_ttl_s
@@ -464,10 +671,13 @@ class Worker:
             pipe.zremrangebyscore(self.keys.workers, "-inf", now - 24 * 3600)
             await pipe.execute()
         await self._measure_queue()
-        if self._running:
-            await self.redis.xclaim(
-                self.keys.jobs, CONSUMER_GROUP, self.name, 0, list(self._running), justid=True
+        held = list(self._held)
+        if held:
+            kept = await self.scripts.keep_claimed(
+                keys=[self.keys.jobs], args=[CONSUMER_GROUP, self.name, *held]
             )
+            lost = set(held) - {text(k) for k in kept}
+            self._lost |= {entry for entry in lost if entry in self._held}
 
     async def _measure_queue(self) -> None:
         try:
@@ -481,20 +691,21 @@ class Worker:
     async def _cancel_listener(self) -> None:
         """Hear cancel requests at once (pub/sub); the cancel keys checked at every flush stay
         the fallback when a message is missed."""
-        while not self._stopping.is_set():
+        while not self._closed.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.cancel_channel)
-                while not self._stopping.is_set():
+                while not self._closed.is_set():
                     message = await pubsub.get_message(timeout=0.5)
                     if not message:
                         continue
                     data = message["data"]
                     job_id = data.decode() if isinstance(data, bytes) else str(data)
-                    if job_id in self._running.values():
+                    if job_id in self._active_jobs:
                         self._cancelled.add(job_id)
             except REDIS_DOWN:
-                await self._pause(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), 1.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -507,14 +718,15 @@ class Worker:
                 return
             try:
                 await self.reclaim()
-            except REDIS_DOWN:
+            except TRANSIENT:
                 log.warning("janitor: Redis unreachable")
             except ResponseError as exc:
                 log.warning("janitor: %s", exc)
 
     async def reclaim(self) -> int:
-        """Take over jobs another worker left idle too long; dead-letter repeat failures."""
-        _, claimed, _ = await self.redis.xautoclaim(
+        """Take over jobs another worker left idle too long (they wait here, kept claimed, for
+        the next batch); returns how many were taken."""
+        _, claimed, *_ = await self.redis.xautoclaim(
             self.keys.jobs,
             CONSUMER_GROUP,
             self.name,
@@ -522,23 +734,17 @@ class Worker:
             start_id="0-0",
             count=self.settings.max_batch_size,
         )
+        taken = 0
         for entry_id, fields in claimed:
             entry_id = str(entry_id)
-            pending = await self.redis.xpending_range(
-                self.keys.jobs, CONSUMER_GROUP, min=entry_id, max=entry_id, count=1
-            )
-            attempt = int(pending[0]["times_delivered"]) if pending else 2
-            delivery = await self._decode(entry_id, fields, attempt=attempt)
+            if entry_id in self._held:
+                continue  # already ours (a heartbeat came late): never queue it twice
+            delivery = await self._decode(entry_id, fields)
             if delivery is None:
                 continue
-            if attempt > self.settings.max_deliveries:
-                log.error("job %s failed %d times: dead-lettered", delivery.job.id, attempt - 1)
-                self.metrics.dead_letters.inc()
-                await self.redis.xadd(self.keys.dead_letters, fields)
-                error = "The engine failed on this question several times and gave up."
-                await self._finish(delivery, Chunk(kind="failed", error=error))
-                continue
-            log.warning("reclaimed job %s (attempt %d)", delivery.job.id, attempt)
+            log.warning("reclaimed job %s", delivery.job.id)
             self.metrics.reclaimed.inc()
-            self._reclaimed.put_nowait(delivery)
-        return len(claimed)
+            self._held[entry_id] = delivery
+            self._reclaimed.append(delivery)
+            taken += 1
+        return taken

@@ -22,6 +22,7 @@ from airoboros_bot.engine.client import EngineClient, JobFailed, JobHandle, Queu
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling
 from airoboros_bot.engine.worker import Worker
+from tests.polling import queue_settles
 from tests.restartable_valkey import RestartableValkey
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,7 @@ async def test_killed_workers_never_lose_an_answer(
     assert done[0].text == "".join(c.text for c in final_attempt if c.kind == "token").strip()
     assert done[0].finish_reason in ("length", "eos")
     keys = Keys(key_prefix)
-    assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+    await queue_settles(redis, keys)
     assert await redis.xlen(keys.dead_letters) == 0
 
 
@@ -143,7 +144,7 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
         workers.stop_all()
     keys = Keys(key_prefix)
     assert await redis.xlen(keys.dead_letters) == 1
-    assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+    await queue_settles(redis, keys)
 
 
 async def test_queued_jobs_and_readers_survive_a_redis_restart(
@@ -207,7 +208,7 @@ async def test_redis_restarting_mid_answer_loses_nothing(
         last_start = max(i for i, c in enumerate(chunks) if c.kind in ("start", "reset"))
         streamed = "".join(c.text for c in chunks[last_start:] if c.kind == "token")
         assert done[0].text == streamed.strip(), "no streamed text was lost or doubled"
-        assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
+        await queue_settles(redis, keys)
     finally:
         worker.stop()
         await asyncio.wait_for(serving, 30)

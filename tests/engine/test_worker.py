@@ -15,6 +15,7 @@ from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling
 from airoboros_bot.engine.tokenizer import StreamDecoder
 from airoboros_bot.engine.worker import Worker, _Delivery, _Running
+from tests.polling import queue_settles
 
 PROMPT = (
     "A chat between a curious user and an assistant. USER: What color are blueberries? ASSISTANT: "
@@ -46,9 +47,7 @@ async def test_eight_concurrent_jobs_are_all_answered_exactly_once(
         stored = await redis.xrange(keys.job_output(job.id))
         assert sum(Chunk.from_fields(f).kind == "done" for _, f in stored) == 1
         assert await redis.ttl(keys.job_output(job.id)) > 0, "reply streams expire"
-    pending = await redis.xpending(keys.jobs, CONSUMER_GROUP)
-    assert pending["pending"] == 0
-    assert await redis.xlen(keys.jobs) == 0, "acknowledged jobs are removed from the queue"
+    await queue_settles(redis, keys)  # acknowledged jobs are removed from the queue
 
 
 async def test_jobs_share_batches(
