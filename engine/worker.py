@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -131,6 +132,13 @@ class _Running:
         return piece
 
 
+class _NamedLog(logging.LoggerAdapter):
+    """Log lines that start with the worker's name (several workers share one log)."""
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        return f"worker {self.extra['worker']}: {msg}", kwargs
+
+
 class Worker:
     """Runs jobs from the Redis job stream on one `Generator`."""
 
@@ -151,11 +159,13 @@ class Worker:
         self.keys = keys
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.log = _NamedLog(log, {"worker": self.name})
         self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
         self._held: dict[str, _Delivery] = {}  # entry id -> delivery, waiting or running
         self._lost: set[str] = set()  # held entries another worker has claimed since
         self._reclaimed: deque[_Delivery] = deque()
         self._active_jobs: set[str] = set()  # ids of the jobs in running batches
+        self._batches = 0  # batches running now
         self._stopping = asyncio.Event()
         self._closed = asyncio.Event()  # set once every batch has ended
         self._stop_at = 0.0
@@ -173,7 +183,7 @@ class Worker:
                 await self._ensure_group()
                 break
             except REDIS_DOWN:
-                log.warning("Redis unreachable; retrying in 1 s")
+                self.log.warning("Redis unreachable; retrying in 1 s")
                 await self._pause(1.0)
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -181,7 +191,7 @@ class Worker:
             asyncio.create_task(self._cancel_listener(), name="worker-cancels"),
         ]
         batches: set[asyncio.Task[None]] = set()
-        log.info("worker %s ready: %s", self.name, self.generator.describe())
+        self.log.info("ready: %s", self.generator.describe())
         try:
             while not self._stopping.is_set():
                 await self._slots.acquire()
@@ -189,7 +199,7 @@ class Worker:
                     deliveries = await self._next_batch()
                 except REDIS_DOWN:
                     self._slots.release()
-                    log.warning("Redis unreachable; retrying in 1 s")
+                    self.log.warning("Redis unreachable; retrying in 1 s")
                     await self._pause(1.0)
                     continue
                 except ResponseError as exc:
@@ -234,7 +244,7 @@ class Worker:
             grace = self._stop_at + self.settings.shutdown_grace_s - time.monotonic()
             _, unfinished = await asyncio.wait(batches, timeout=max(0.0, grace))
             if unfinished:
-                log.warning("stopping: releasing %d running batch(es)", len(unfinished))
+                self.log.warning("stopping: releasing %d running batch(es)", len(unfinished))
                 self._releasing = True
                 await asyncio.gather(*unfinished, return_exceptions=True)
         while self._reclaimed:
@@ -243,7 +253,7 @@ class Worker:
                 if delivery.entry_id not in self._lost:
                     await self._release(delivery)
             except TRANSIENT:
-                log.warning("could not release job %s; it will be reclaimed", delivery.job.id)
+                self.log.warning("could not release job %s; it will be reclaimed", delivery.job.id)
             finally:
                 self._forget(delivery)
 
@@ -312,7 +322,7 @@ class Worker:
         try:
             job = Job.from_fields(fields or {})
         except ValueError as exc:
-            log.error("dropping malformed job entry %s: %s", entry_id, exc)
+            self.log.error("dropping malformed job entry %s: %s", entry_id, exc)
             await self.redis.xadd(self.keys.dead_letters, {"entry": entry_id, "error": str(exc)})
             await self.redis.xack(self.keys.jobs, CONSUMER_GROUP, entry_id)
             await self.redis.xdel(self.keys.jobs, entry_id)
@@ -335,6 +345,7 @@ class Worker:
     async def _run_deliveries(self, deliveries: list[_Delivery]) -> None:
         jobs = {d.job.id for d in deliveries}
         self._active_jobs |= jobs
+        self._batches += 1
         try:
             runnable = await self._begin(deliveries)
             groups: dict[SamplingParams, list[tuple[_Delivery, list[str], int]]] = defaultdict(list)
@@ -349,23 +360,45 @@ class Worker:
                     continue
                 await self._run_batch(params, group)
         except TRANSIENT:
-            log.warning("Redis went away during a batch; its jobs will be reclaimed")
+            self.log.warning("Redis went away during a batch; its jobs will be reclaimed")
         except Exception:
-            log.exception("batch failed")
+            self.log.exception("batch failed")
         finally:
             for delivery in deliveries:
                 self._forget(delivery)
                 self._cancelled.discard(delivery.job.id)
             self._active_jobs -= jobs
+            self._batches -= 1
             self._slots.release()
 
     async def _begin(self, deliveries: list[_Delivery]) -> list[tuple[_Delivery, list[str], int]]:
-        """Take ownership of each job (one round trip) and settle those that will not run:
-        cancelled, expired, too long, already answered, or failed too often."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        """Take ownership of each job still held here and settle those that will not run:
+        cancelled, expired, too long, already answered, or failed too often.
+
+        Two round trips: the first re-claims the stream entries (dropping any another worker
+        has reclaimed meanwhile, e.g. while this process was stalled) and reads the cancel
+        flags; the second begins the attempts.
+        """
+        entries = [d.entry_id for d in deliveries]
+
+        def check(pipe: Pipeline) -> None:
+            self.scripts.queue(
+                pipe,
+                self.scripts.keep_claimed,
+                [self.keys.jobs],
+                [CONSUMER_GROUP, self.name, *entries],
+            )
             for delivery in deliveries:
                 pipe.exists(self.keys.job_cancel(delivery.job.id))
-            cancelled = await pipe.execute()
+
+        kept, *cancelled = await self.scripts.pipeline(check)
+        held = {text(entry) for entry in kept}
+        flags = dict(zip(entries, cancelled, strict=True))
+        for delivery in deliveries:
+            if delivery.entry_id not in held:
+                self.log.warning("job %s was reclaimed by another worker", delivery.job.id)
+        deliveries = [d for d in deliveries if d.entry_id in held]
+        cancelled = [flags[d.entry_id] for d in deliveries]
         tokenizer = self.generator.tokenizer
         window = self.settings.context_length
         now = time.time()
@@ -413,7 +446,7 @@ class Worker:
             if status == "done":  # answered before; only the acknowledgement was missing
                 await self._ack(delivery)
             elif status == "exhausted":
-                log.error(
+                self.log.error(
                     "job %s failed %d times: dead-lettered", delivery.job.id, delivery.attempt - 1
                 )
                 self.metrics.dead_letters.inc()
@@ -424,7 +457,7 @@ class Worker:
                 await self._finish(delivery, settle)
             else:
                 if delivery.attempt > 1:
-                    log.warning("running job %s again (attempt %d)", delivery.job.id, attempt)
+                    self.log.warning("running job %s again (attempt %d)", delivery.job.id, attempt)
                 runnable.append((delivery, tokens, limit))
         return runnable
 
@@ -544,7 +577,7 @@ class Worker:
         try:
             replies = await self.scripts.pipeline(flush)
         except TRANSIENT:
-            log.warning("Redis unreachable while streaming; holding the text back")
+            self.log.warning("Redis unreachable while streaming; holding the text back")
             await asyncio.sleep(0.2)
             return
         for index, last in zip(writing, replies, strict=False):
@@ -568,7 +601,7 @@ class Worker:
     def _lose(self, item: _Running) -> None:
         """Another worker owns the job now: stop generating it and write nothing more."""
         if not item.lost:
-            log.warning(
+            self.log.warning(
                 "job %s was taken over by another worker; stopping attempt %d",
                 item.job.id,
                 item.delivery.attempt,
@@ -591,7 +624,7 @@ class Worker:
                     lambda pipe: self._emit(pipe, delivery, final=True)
                 )
                 if int(last) < 0:
-                    log.warning("job %s was taken over by another worker", delivery.job.id)
+                    self.log.warning("job %s was taken over by another worker", delivery.job.id)
                     return
                 delivery.written(int(last))
                 await self._ack(delivery)
@@ -599,7 +632,9 @@ class Worker:
             except TRANSIENT:
                 if attempt == _FINISH_ATTEMPTS - 1 or self._giving_up():
                     raise
-                log.warning("Redis unreachable while finishing job %s; retrying", delivery.job.id)
+                self.log.warning(
+                    "Redis unreachable while finishing job %s; retrying", delivery.job.id
+                )
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         self.jobs_done += 1
         outcome = chunk.finish_reason if chunk.kind == "done" else "failed"
@@ -627,7 +662,7 @@ class Worker:
         )
         if entry:
             self.jobs_released += 1
-            log.info("released job %s for another worker", delivery.job.id)
+            self.log.info("released job %s for another worker", delivery.job.id)
 
     # -- health and recovery ------------------------------------------------------------------
     async def _pause(self, seconds: float) -> None:
@@ -644,7 +679,7 @@ class Worker:
             try:
                 await self.heartbeat()
             except TRANSIENT:
-                log.warning("heartbeat: Redis unreachable")
+                self.log.warning("heartbeat: Redis unreachable")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), self.settings.heartbeat_s)
 
@@ -716,21 +751,27 @@ class Worker:
             await self._pause(interval)
             if self._stopping.is_set():
                 return
+            if self._reclaimed:
+                continue  # the ones taken last time have not run yet
+            # A worker with no free slot leaves abandoned jobs to idle workers first, and takes
+            # them itself only when they have waited twice as long.
+            busy = self._batches >= max(1, self.settings.inter_threads)
             try:
-                await self.reclaim()
+                await self.reclaim(self.settings.claim_idle_ms * (2 if busy else 1))
             except TRANSIENT:
-                log.warning("janitor: Redis unreachable")
+                self.log.warning("janitor: Redis unreachable")
             except ResponseError as exc:
-                log.warning("janitor: %s", exc)
+                self.log.warning("janitor: %s", exc)
 
-    async def reclaim(self) -> int:
-        """Take over jobs another worker left idle too long (they wait here, kept claimed, for
-        the next batch); returns how many were taken."""
+    async def reclaim(self, min_idle_ms: int | None = None) -> int:
+        """Take over jobs left idle longer than ``min_idle_ms`` (default ``claim_idle_ms``) by
+        a worker that died or stalled; they wait here, kept claimed, for the next batch.
+        Returns how many were taken."""
         _, claimed, *_ = await self.redis.xautoclaim(
             self.keys.jobs,
             CONSUMER_GROUP,
             self.name,
-            self.settings.claim_idle_ms,
+            min_idle_ms or self.settings.claim_idle_ms,
             start_id="0-0",
             count=self.settings.max_batch_size,
         )
@@ -742,7 +783,7 @@ class Worker:
             delivery = await self._decode(entry_id, fields)
             if delivery is None:
                 continue
-            log.warning("reclaimed job %s", delivery.job.id)
+            self.log.warning("reclaimed job %s", delivery.job.id)
             self.metrics.reclaimed.inc()
             self._held[entry_id] = delivery
             self._reclaimed.append(delivery)

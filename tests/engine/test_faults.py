@@ -6,10 +6,7 @@ Workers here are real `airoboros-bot worker` processes killed with SIGKILL by pi
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,41 +21,11 @@ from airoboros_bot.engine.protocol import Chunk, Job, Sampling
 from airoboros_bot.engine.worker import Worker
 from tests.polling import queue_settles
 from tests.restartable_valkey import RestartableValkey
+from tests.worker_processes import WorkerProcesses, wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "A chat between a curious user and an assistant. USER: Tell me a long story. ASSISTANT: "
 FAST_RECLAIM = {"claim_idle_ms": 1200, "heartbeat_s": 0.3, "max_deliveries": 5}
-
-
-class WorkerProcesses:
-    """Starts real worker processes against the test's Redis and kills them by pid."""
-
-    def __init__(self, redis_url: str, prefix: str, model_dir: Path, **settings: object) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-        self.env.update(
-            AIROBOROS_REDIS_URL=redis_url,
-            AIROBOROS_REDIS_KEY_PREFIX=prefix,
-            AIROBOROS_ENGINE_MODEL_DIR=str(model_dir),
-            AIROBOROS_ENGINE_DEVICE="cpu",
-            AIROBOROS_LOG_LEVEL="WARNING",
-            **{f"AIROBOROS_ENGINE_{k.upper()}": str(v) for k, v in settings.items()},
-        )
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, name: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airoboros_bot", "worker", "--name", name],
-            cwd=ROOT,
-            env=self.env,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
 
 
 @pytest.fixture
@@ -71,19 +38,11 @@ def processes(redis_url: str, key_prefix: str, generator: Generator) -> Iterator
         workers.stop_all()
 
 
-async def _wait_for_worker(client: EngineClient, name: str) -> None:
-    for _ in range(200):
-        if name in await client.live_workers():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"worker {name} never reported in")
-
-
 async def test_killed_workers_never_lose_an_answer(
     processes: WorkerProcesses, client: EngineClient, redis: aioredis.Redis, key_prefix: str
 ) -> None:
     victim = processes.start("victim-0")
-    await _wait_for_worker(client, "victim-0")
+    await wait_for_workers(client, {"victim-0"})
     job = Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9))
     handle = await client.submit(job)
     chunks: list[Chunk | Queued] = []
@@ -129,7 +88,7 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
     )
     try:
         victim = workers.start("doomed-0")
-        await _wait_for_worker(client, "doomed-0")
+        await wait_for_workers(client, {"doomed-0"})
         handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
         with pytest.raises(JobFailed, match="gave up"):
             kills = 0
