@@ -35,20 +35,25 @@ class ConversationKey:
 
 @dataclass(frozen=True)
 class Turn:
-    """One finished exchange: the user's prompt and the assistant's answer."""
+    """One finished exchange: the user's prompt and the assistant's answer.
+
+    ``id`` (the answer's job id when the service stores it) makes storing it twice a no-op;
+    it plays no part in equality.
+    """
 
     user: str
     assistant: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
 
     def to_json(self) -> str:
-        """Encode for storage."""
-        return json.dumps({"user": self.user, "assistant": self.assistant})
+        """Encode for storage (the id first: the store recognises a stored turn by it)."""
+        return json.dumps({"id": self.id, "user": self.user, "assistant": self.assistant})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Turn:
-        """Decode from storage."""
+        """Decode from storage (turns stored before ids existed get an empty one)."""
         data = json.loads(raw)
-        return cls(user=data["user"], assistant=data["assistant"])
+        return cls(user=data["user"], assistant=data["assistant"], id=data.get("id", ""))
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class ContextBlock:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def to_json(self) -> str:
-        """Encode for storage."""
+        """Encode for storage (the id first: the store recognises a stored block by it)."""
         return json.dumps({"id": self.id, "text": self.text, "metadata": self.metadata})
 
     @classmethod

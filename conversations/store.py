@@ -3,14 +3,47 @@
 Layout (see config/keys.py): a hash with the conversation's settings, a list of finished turns
 (oldest first) and a list of context blocks (in the order added). With AOF persistence on the
 server, everything survives a restart of Redis.
+
+Every write is safe to repeat, because Redis clients resend a command whose reply was lost:
+a turn or a block is appended only if none of the newest entries carries its id, and the newest
+turn is removed only if it is still the one read.
 """
 
 from __future__ import annotations
+
+import json
 
 import redis.asyncio as aioredis
 
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
+
+# KEYS: a list. ARGV: the item's head (its JSON up to and including its id), the item, the
+# longest the list may get (0 = no limit), how many of the newest items to look through (0 =
+# none). Returns {added, length}.
+APPEND_ONCE = """
+if tonumber(ARGV[4]) > 0 then
+  for _, item in ipairs(redis.call('LRANGE', KEYS[1], -tonumber(ARGV[4]), -1)) do
+    if string.sub(item, 1, #ARGV[1]) == ARGV[1] then
+      return {0, redis.call('LLEN', KEYS[1])}
+    end
+  end
+end
+local length = redis.call('RPUSH', KEYS[1], ARGV[2])
+local limit = tonumber(ARGV[3])
+if limit > 0 and length > limit then
+  redis.call('LTRIM', KEYS[1], -limit, -1)
+  length = limit
+end
+return {1, length}
+"""
+# KEYS: a list. ARGV: the item expected at its end. Removes it if it is still there.
+POP_IF_LAST = """
+if redis.call('LINDEX', KEYS[1], -1) == ARGV[1] then return redis.call('RPOP', KEYS[1]) end
+return false
+"""
+RECENT = 64
+"""How many of the newest entries a repeated append looks through for its id."""
 
 
 class ConversationStore:
@@ -30,6 +63,8 @@ class ConversationStore:
         self.default_mode = default_mode
         self._max_turns = max_turns
         self._ttl_s = ttl_s
+        self._append_once = redis.register_script(APPEND_ONCE)
+        self._pop_if_last = redis.register_script(POP_IF_LAST)
 
     def _all_keys(self, key: ConversationKey) -> list[str]:
         cid = key.id
@@ -73,19 +108,30 @@ class ConversationStore:
         raw = await self._redis.lrange(self._keys.conversation_turns(key.id), 0, -1)
         return [Turn.from_json(item) for item in raw]
 
-    async def add_turn(self, key: ConversationKey, turn: Turn) -> None:
-        """Append a finished turn (the oldest beyond `max_turns` are dropped)."""
+    async def _append(self, name: str, item_id: str, item: str, limit: int) -> tuple[bool, int]:
+        head = '{"id": ' + json.dumps(item_id)
+        if not item.startswith(head):
+            raise ValueError("stored items are JSON objects that start with their id")
+        recent = RECENT if item_id else 0  # an item without an id cannot be recognised
+        added, length = await self._append_once(keys=[name], args=[head, item, limit, recent])
+        return bool(int(added)), int(length)
+
+    async def add_turn(self, key: ConversationKey, turn: Turn) -> bool:
+        """Append a finished turn once (the oldest beyond `max_turns` are dropped); False when
+        a turn with its id is already stored."""
         name = self._keys.conversation_turns(key.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(name, turn.to_json())
-            pipe.ltrim(name, -self._max_turns, -1)
-            await pipe.execute()
+        added, _ = await self._append(name, turn.id, turn.to_json(), self._max_turns)
         await self._touch(key)
+        return added
 
     async def pop_turn(self, key: ConversationKey) -> Turn | None:
         """Remove and return the newest turn (for regenerating an answer)."""
-        raw = await self._redis.rpop(self._keys.conversation_turns(key.id))
-        return Turn.from_json(raw) if raw else None
+        name = self._keys.conversation_turns(key.id)
+        raw = await self._redis.lindex(name, -1)
+        if raw is None:
+            return None
+        await self._pop_if_last(keys=[name], args=[raw])
+        return Turn.from_json(raw)
 
     async def reset(self, key: ConversationKey) -> int:
         """Forget the turns; mode and context blocks stay. Returns how many turns were dropped."""
@@ -99,10 +145,12 @@ class ConversationStore:
 
     # -- context blocks -----------------------------------------------------------------------
     async def add_block(self, key: ConversationKey, block: ContextBlock) -> int:
-        """Attach a context block; returns how many blocks the conversation now has."""
-        count = await self._redis.rpush(self._keys.conversation_context(key.id), block.to_json())
+        """Attach a context block once (by its id); returns how many blocks the conversation
+        now has."""
+        name = self._keys.conversation_context(key.id)
+        _, count = await self._append(name, block.id, block.to_json(), 0)
         await self._touch(key)
-        return int(count)
+        return count
 
     async def blocks(self, key: ConversationKey) -> list[ContextBlock]:
         """Context blocks in the order they were added."""

@@ -132,6 +132,10 @@ class _Running:
         return piece
 
 
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 class _NamedLog(logging.LoggerAdapter):
     """Log lines that start with the worker's name (several workers share one log)."""
 
@@ -359,8 +363,10 @@ class Worker:
                         await self._release(delivery)
                     continue
                 await self._run_batch(params, group)
-        except TRANSIENT:
-            self.log.warning("Redis went away during a batch; its jobs will be reclaimed")
+        except TRANSIENT as exc:
+            self.log.warning(
+                "Redis went away during a batch (%s); its jobs will be reclaimed", _one_line(exc)
+            )
         except Exception:
             self.log.exception("batch failed")
         finally:

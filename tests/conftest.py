@@ -10,11 +10,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 
+from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.model.demo import ensure_demo_model
+from tests.reply_dropping_proxy import ReplyDroppingProxy
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +57,17 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in demo model, built once per test session."""
     return ensure_demo_model(tmp_path_factory.mktemp("models") / "demo")
+
+
+@pytest.fixture
+async def lossy(redis_url: str) -> AsyncIterator[tuple[ReplyDroppingProxy, aioredis.Redis]]:
+    """A proxy in front of the session's server that can lose chosen replies, and a client of
+    it configured as in production (`engine.connection.connect`: retries after a lost reply)."""
+    parts = urlsplit(redis_url)
+    proxy = ReplyDroppingProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    client = connect(await proxy.start())
+    try:
+        yield proxy, client
+    finally:
+        await client.aclose()
+        await proxy.close()

@@ -10,8 +10,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -21,6 +19,7 @@ from airoboros_bot.config.settings import Settings
 from airoboros_bot.conversations.models import Mode
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient, EngineUnavailable
+from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.model.demo import ensure_demo_model
 from airoboros_bot.engine.tokenizer import Tokenizer
@@ -121,15 +120,13 @@ class Runtime:
             self.embedded = EmbeddedValkey(self.settings.valkey_dir)
             url = await self.embedded.start()
         self.redis_url = url
-        retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=8)
+        redis_settings = self.settings.redis
         try:
-            self.redis = aioredis.Redis.from_url(
+            self.redis = connect(
                 url,
-                decode_responses=True,
-                retry=retry,
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                health_check_interval=15,
-                socket_connect_timeout=3,
+                max_connections=redis_settings.max_connections,
+                pool_timeout_s=redis_settings.pool_timeout_s,
+                client_name="airoboros-bot",
             )
         except ValueError as exc:
             raise EngineUnavailable(

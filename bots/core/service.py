@@ -165,7 +165,7 @@ class ChatService:
             elif chunk.kind == "done":
                 reason = chunk.finish_reason or "eos"
                 if mode is Mode.HISTORY and reason != "cancelled":
-                    await self.store.add_turn(key, Turn(question, chunk.text))
+                    await self.store.add_turn(key, Turn(question, chunk.text, id=job.id))
                 yield Answer(
                     chunk.text, reason, chunk.tokens, chunk.prompt_tokens, fitted.included_blocks
                 )

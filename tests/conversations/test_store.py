@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.store import ConversationStore
+from tests.reply_dropping_proxy import ReplyDroppingProxy, evalsha_on
 from tests.restartable_valkey import RestartableValkey
 
 KEY = ConversationKey("discord", "guild 1", "chan:2", "thread/3")
@@ -77,3 +78,50 @@ async def test_everything_survives_a_server_restart(tmp_path) -> None:
         await client.aclose()
     finally:
         server.stop()
+
+
+async def test_turns_and_blocks_whose_replies_are_lost_are_stored_once(
+    lossy: tuple[ReplyDroppingProxy, aioredis.Redis], redis: aioredis.Redis, key_prefix: str
+) -> None:
+    proxy, client = lossy
+    keys = Keys(key_prefix)
+    store = ConversationStore(client, keys, max_turns=3)
+    proxy.drop_replies(evalsha_on(b":turns"), times=3, every=2)
+    proxy.drop_replies(evalsha_on(b":context"), times=2)
+    for i in range(5):
+        await store.add_turn(KEY, Turn(f"q{i}", f"a{i}"))
+    assert not await store.add_turn(
+        KEY, Turn("again", "again", id=(await store.history(KEY))[-1].id)
+    )
+    block = ContextBlock("Blueberries are green.", {"url": "https://x/1"})
+    assert await store.add_block(KEY, block) == 1
+    assert await store.add_block(KEY, ContextBlock("second")) == 2
+    assert len(proxy.dropped) == 5
+    direct = ConversationStore(redis, keys)
+    assert [t.user for t in await direct.history(KEY)] == ["q2", "q3", "q4"]
+    assert [b.text for b in await direct.blocks(KEY)] == ["Blueberries are green.", "second"]
+
+
+async def test_removing_the_newest_turn_twice_removes_one(
+    lossy: tuple[ReplyDroppingProxy, aioredis.Redis], redis: aioredis.Redis, key_prefix: str
+) -> None:
+    proxy, client = lossy
+    store = ConversationStore(client, Keys(key_prefix))
+    for i in range(3):
+        await store.add_turn(KEY, Turn(f"q{i}", f"a{i}"))
+    proxy.drop_replies(evalsha_on(b":turns"))
+    assert await store.pop_turn(KEY) == Turn("q2", "a2")
+    assert len(proxy.dropped) == 1
+    assert [t.user for t in await store.history(KEY)] == ["q0", "q1"]
+
+
+async def test_turns_stored_before_ids_existed_are_read(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    await redis.rpush(keys.conversation_turns(KEY.id), '{"user": "old", "assistant": "one"}')
+    store = ConversationStore(redis, keys)
+    await store.add_turn(KEY, Turn("new", "two"))
+    assert [t.user for t in await store.history(KEY)] == ["old", "new"]
+    assert await store.pop_turn(KEY) == Turn("new", "two")
+    assert await store.pop_turn(KEY) == Turn("old", "one")
