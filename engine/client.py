@@ -1,12 +1,15 @@
 """The bot-side engine client: enqueue a job, then read the job's own reply stream.
 
-Reading uses ``XREAD BLOCK`` from the last entry seen, so a reader that reconnects resumes where
-it stopped. Nothing here blocks the event loop.
+Submitting is safe to repeat (`engine.scripts.submit`). Reading goes through the process's one
+`engine.replies.ReplyReader`, so a thousand answers read at once hold one Redis connection, and
+resumes from the last entry seen after Redis comes back. Past ``max_answers`` answers at once a
+submission is refused with `EngineBusy`. Nothing here blocks the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,18 +21,27 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
+from airoboros_bot.engine.connection import pool_exhausted
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.protocol import Chunk, ChunkFence, Job
+from airoboros_bot.engine.replies import ReplyReader, stream_order
 from airoboros_bot.engine.scripts import QueueScripts, text
 
 log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 SUBMITTED_TTL_S = 24 * 3600
 """How long a job's submission marker lasts when no worker removes it (a retried submission
 within this time queues nothing)."""
+QUEUE_SCAN_LIMIT = 10_000
+"""Queue positions are counted up to this many waiting jobs."""
 
 
 class EngineUnavailable(EngineError):
     """No worker is running, or Redis cannot be reached."""
+
+
+class EngineBusy(EngineError):
+    """This process already waits for as many answers as it may."""
 
 
 class JobFailed(EngineError):
@@ -55,9 +67,40 @@ class JobHandle:
     entry_id: str
 
 
-def _stream_id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
+class _QueueSnapshot:
+    """Where the consumer group stands, read at most once per interval for every waiting
+    answer together (two commands, whatever the number of answers)."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, interval_s: float) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._interval_s = interval_s
+        self._at = -1e9
+        self._last = (0, 0)
+        self._waiting: list[tuple[int, int]] = []
+        self._lock = asyncio.Lock()
+
+    async def position(self, entry_id: str, *, fresh: bool = False) -> int | None:
+        """Jobs ahead of ``entry_id``, or None once a worker has taken it."""
+        async with self._lock:
+            if fresh or time.monotonic() - self._at >= self._interval_s:
+                await self._refresh()
+        entry = stream_order(entry_id)
+        if entry <= self._last:
+            return None
+        return bisect.bisect_left(self._waiting, entry)
+
+    async def _refresh(self) -> None:
+        try:
+            groups = await self._redis.xinfo_groups(self._keys.jobs)
+        except ResponseError:
+            groups = []
+        group = next((g for g in groups if g["name"] == CONSUMER_GROUP), None)
+        last = text(group["last-delivered-id"]) if group else "0-0"
+        waiting = await self._redis.xrange(self._keys.jobs, f"({last}", "+", QUEUE_SCAN_LIMIT)
+        self._last = stream_order(last)
+        self._waiting = [stream_order(text(entry_id)) for entry_id, _ in waiting]
+        self._at = time.monotonic()
 
 
 class EngineClient:
@@ -71,18 +114,51 @@ class EngineClient:
         first_chunk_timeout_s: float = 60.0,
         poll_block_ms: int = 1000,
         redis_name: str = "Redis",
+        max_answers: int = 1000,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._scripts = QueueScripts(redis)
         self._first_chunk_timeout_s = first_chunk_timeout_s
-        self._poll_block_ms = poll_block_ms
+        self._poll_s = poll_block_ms / 1000
         self._redis_name = redis_name
+        self._max_answers = max_answers
+        self._reader = ReplyReader(redis, keys, block_ms=poll_block_ms)
+        self._queue = _QueueSnapshot(redis, keys, self._poll_s)
+        self._reserved: dict[str, float] = {}  # submitted here, not being read yet
 
     def _unreachable(self) -> EngineUnavailable:
         return EngineUnavailable(
             f"Cannot reach {self._redis_name}: check AIROBOROS_REDIS_URL or start the server."
         )
+
+    def _busy(self) -> EngineBusy:
+        return EngineBusy(
+            f"Too many answers are being written right now ({self.open_answers} here): "
+            "try again in a moment."
+        )
+
+    def failure(self, exc: BaseException) -> EngineError:
+        """The error to show for a Redis connection error: busy (every pooled connection in
+        use) or unreachable."""
+        return self._busy() if pool_exhausted(exc) else self._unreachable()
+
+    @property
+    def open_answers(self) -> int:
+        """Answers this client is reading or has submitted and is about to read."""
+        return self._reader.watching + len(self._reserved)
+
+    def _reserve(self, job_id: str) -> None:
+        now = time.monotonic()
+        for stale in [j for j, at in self._reserved.items() if now - at > 60]:
+            del self._reserved[stale]  # submitted, never read: not a reader any more
+        if self.open_answers >= self._max_answers:
+            raise self._busy()
+        self._reserved[job_id] = now
+
+    async def close(self) -> None:
+        """Stop reading replies (readers still waiting get nothing more)."""
+        await self._reader.close()
 
     async def live_workers(self) -> list[str]:
         """Names of the workers whose heartbeat key has not expired.
@@ -106,23 +182,32 @@ class EngineClient:
                 for name in names:
                     pipe.exists(self._keys.worker_health(name))
                 flags = await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            raise self._unreachable() from None
+        except REDIS_DOWN as exc:
+            raise self.failure(exc) from None
         return sorted(n for n, flag in zip(names, flags, strict=True) if flag)
 
     async def submit(self, job: Job) -> JobHandle:
-        """Put the job on the queue; raise EngineUnavailable when no worker is alive."""
-        if not await self.live_workers():
-            raise EngineUnavailable(
-                "No engine worker is running: start one with `airoboros-bot worker`."
-            )
+        """Put the job on the queue, once even if the command is sent again after a lost reply.
+
+        Raises EngineBusy past ``max_answers`` open answers, EngineUnavailable when no worker is
+        alive or Redis cannot be reached.
+        """
+        self._reserve(job.id)
         try:
-            entry_id = await self._scripts.submit(
-                keys=[self._keys.jobs, self._keys.job_submitted(job.id)],
-                args=[job.to_fields()["job"], SUBMITTED_TTL_S],
-            )
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            raise self._unreachable() from None
+            if not await self.live_workers():
+                raise EngineUnavailable(
+                    "No engine worker is running: start one with `airoboros-bot worker`."
+                )
+            try:
+                entry_id = await self._scripts.submit(
+                    keys=[self._keys.jobs, self._keys.job_submitted(job.id)],
+                    args=[job.to_fields()["job"], SUBMITTED_TTL_S],
+                )
+            except REDIS_DOWN as exc:
+                raise self.failure(exc) from None
+        except BaseException:
+            self._reserved.pop(job.id, None)
+            raise
         return JobHandle(job.id, text(entry_id))
 
     async def cancel(self, job_id: str) -> None:
@@ -137,16 +222,7 @@ class EngineClient:
 
     async def queue_position(self, handle: JobHandle) -> int | None:
         """How many jobs are ahead of this one, or None once a worker has taken it."""
-        try:
-            groups = await self._redis.xinfo_groups(self._keys.jobs)
-        except ResponseError:
-            return None
-        group = next((g for g in groups if g["name"] == CONSUMER_GROUP), None)
-        last = str(group["last-delivered-id"]) if group else "0-0"
-        if _stream_id_key(handle.entry_id) <= _stream_id_key(last):
-            return None
-        ahead = await self._redis.xrange(self._keys.jobs, f"({last}", f"({handle.entry_id}")
-        return len(ahead)
+        return await self._queue.position(handle.entry_id, fresh=True)
 
     async def stream(
         self, handle: JobHandle, *, after: str = "0-0", deadline: float | None = None
@@ -156,10 +232,14 @@ class EngineClient:
 
         While no worker has taken the job, yields `Queued` whenever its position changes. If the
         reader stops early (breaks, is cancelled or times out), the job is cancelled so no GPU
-        time is wasted on an answer nobody reads. Raises JobFailed / JobTimedOut /
+        time is wasted on an answer nobody reads. Raises JobFailed / JobTimedOut / EngineBusy /
         EngineUnavailable with a one-line message.
         """
-        out_key = self._keys.job_output(handle.job_id)
+        if self._reserved.pop(handle.job_id, None) is None and (
+            self.open_answers >= self._max_answers
+        ):
+            raise self._busy()
+        watch = self._reader.watch(self._keys.job_output(handle.job_id), after)
         started = False
         last_position: int | None = -1
         waiting_since = time.monotonic()
@@ -169,35 +249,34 @@ class EngineClient:
             while True:
                 if deadline is not None and time.time() > deadline:
                     raise JobTimedOut("The answer took too long and was stopped.")
-                try:
-                    reply = await self._redis.xread(
-                        {out_key: after}, block=self._poll_block_ms, count=256
-                    )
-                    position = None if (reply or started) else await self.queue_position(handle)
-                except (RedisConnectionError, RedisTimeoutError, OSError):
-                    log.warning("lost the connection to Redis while reading a reply; retrying")
-                    await asyncio.sleep(0.5)
-                    if time.monotonic() - waiting_since > self._first_chunk_timeout_s:
-                        raise self._unreachable() from None
+                entries = await watch.next(self._poll_s)
+                if not entries:
+                    down_since = self._reader.down_since
+                    if down_since is not None:
+                        if time.monotonic() - down_since > self._first_chunk_timeout_s:
+                            raise self._unreachable()
+                        continue
+                    if started:
+                        continue
+                    try:  # read at most once per poll interval for all waiting answers
+                        position = await self._queue.position(handle.entry_id)
+                    except REDIS_DOWN:
+                        continue
+                    if position is not None and position != last_position:
+                        last_position = position
+                        waiting_since = time.monotonic()
+                        yield Queued(position)
+                    elif time.monotonic() - waiting_since > self._first_chunk_timeout_s:
+                        if not await self.live_workers():
+                            raise EngineUnavailable(
+                                "The engine worker stopped before answering: "
+                                "start one with `airoboros-bot worker` and ask again."
+                            )
+                        raise JobTimedOut("No engine worker took the question in time.")
                     continue
-                if not reply:
-                    if not started:
-                        if position is not None and position != last_position:
-                            last_position = position
-                            waiting_since = time.monotonic()
-                            yield Queued(position)
-                        elif time.monotonic() - waiting_since > self._first_chunk_timeout_s:
-                            if not await self.live_workers():
-                                raise EngineUnavailable(
-                                    "The engine worker stopped before answering: "
-                                    "start one with `airoboros-bot worker` and ask again."
-                                )
-                            raise JobTimedOut("No engine worker took the question in time.")
-                    continue
-                for entry_id, fields in reply[0][1]:
-                    after = str(entry_id)
-                    started = True
-                    waiting_since = time.monotonic()
+                started = True
+                waiting_since = time.monotonic()
+                for _, fields in entries:
                     for chunk in fence.admit(Chunk.from_fields(fields)):
                         if chunk.final:
                             finished = True  # a reader that stops here has nothing to cancel
@@ -207,6 +286,7 @@ class EngineClient:
                         if chunk.kind == "done":
                             return
         finally:
+            self._reader.unwatch(watch)
             if not finished:
                 try:
                     await asyncio.shield(self.cancel(handle.job_id))

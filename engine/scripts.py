@@ -10,6 +10,8 @@ it), so every write here is safe to run twice:
   retry with the same token changes nothing. A job already answered says so.
 - `emit` writes chunks only while the token still owns the job, and only sequence numbers above
   the last one written: a stale worker writes nothing, a retried call adds nothing.
+- `ack` removes a job's entry from the queue unless another worker holds it now; a worker sends
+  it with its final chunk in one round trip.
 - `release` gives a job up on shutdown; `requeue` puts it back at the end of the queue for any
   worker to take at once; `keep_claimed` resets the idle time of the stream entries a worker still
   holds (and only those: another worker's claim is never taken back).
@@ -118,11 +120,14 @@ end
 return kept
 """
 
-# KEYS: job stream, submission marker. ARGV: group, entry id.
+# KEYS: job stream, submission marker. ARGV: group, consumer, entry id. Acknowledges the entry
+# unless another consumer holds it now (0); an entry no longer pending is acknowledged already.
 ACK = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #pending > 0 and pending[1][2] ~= ARGV[2] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 

@@ -339,11 +339,16 @@ class Worker:
             del self._held[delivery.entry_id]
             self._lost.discard(delivery.entry_id)
 
-    async def _ack(self, delivery: _Delivery) -> None:
-        await self.scripts.ack(
-            keys=[self.keys.jobs, self.keys.job_submitted(delivery.job.id)],
-            args=[CONSUMER_GROUP, delivery.entry_id],
+    def _queue_ack(self, pipe: Pipeline, delivery: _Delivery) -> None:
+        self.scripts.queue(
+            pipe,
+            self.scripts.ack,
+            [self.keys.jobs, self.keys.job_submitted(delivery.job.id)],
+            [CONSUMER_GROUP, self.name, delivery.entry_id],
         )
+
+    async def _ack(self, delivery: _Delivery) -> None:
+        await self.scripts.pipeline(lambda pipe: self._queue_ack(pipe, delivery))
 
     # -- running jobs -------------------------------------------------------------------------
     async def _run_deliveries(self, deliveries: list[_Delivery]) -> None:
@@ -624,16 +629,20 @@ class Worker:
         if rest:
             delivery.push(Chunk("token", rest))
         delivery.push(chunk)
+
+        def finish(pipe: Pipeline, delivery: _Delivery) -> None:
+            self._emit(pipe, delivery, final=True)
+            self._queue_ack(pipe, delivery)
+
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                (last,) = await self.scripts.pipeline(
-                    lambda pipe: self._emit(pipe, delivery, final=True)
-                )
+                # The acknowledgement goes with the final chunk, in the same round trip (it
+                # checks on its own that no other worker holds the job's entry now).
+                last, _ = await self.scripts.pipeline(lambda pipe: finish(pipe, delivery))
                 if int(last) < 0:
                     self.log.warning("job %s was taken over by another worker", delivery.job.id)
                     return
                 delivery.written(int(last))
-                await self._ack(delivery)
                 break
             except TRANSIENT:
                 if attempt == _FINISH_ATTEMPTS - 1 or self._giving_up():

@@ -98,6 +98,7 @@ class Runtime:
     redis_url: str = ""
     embedded: EmbeddedValkey | None = None
     _tokenizer: Tokenizer | None = None
+    _engine_client: EngineClient | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _workers: list[Worker] = field(default_factory=list)
 
@@ -146,6 +147,9 @@ class Runtime:
             worker.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._engine_client is not None:
+            await self._engine_client.close()
+            self._engine_client = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
@@ -201,14 +205,17 @@ class Runtime:
         return worker
 
     def engine_client(self) -> EngineClient:
-        """The client bots use to submit jobs."""
+        """The process's one client of the engine (one reply reader for all its answers)."""
         assert self.redis is not None, "open() first"
-        return EngineClient(
-            self.redis,
-            self.keys,
-            first_chunk_timeout_s=self.settings.engine.first_chunk_timeout_s,
-            redis_name=self.redis_label,
-        )
+        if self._engine_client is None:
+            self._engine_client = EngineClient(
+                self.redis,
+                self.keys,
+                first_chunk_timeout_s=self.settings.engine.first_chunk_timeout_s,
+                redis_name=self.redis_label,
+                max_answers=self.settings.engine.max_answers,
+            )
+        return self._engine_client
 
     def service(self) -> ChatService:
         """The platform-neutral chat service."""
