@@ -7,6 +7,7 @@ tokens/s through the path (target >= 6 for 16 requests of 64 tokens on the CPU m
 
     python -m benchmarks.batching            # 16 requests x 64 tokens, hidden 512, 8 layers
     python -m benchmarks.batching --quick    # a tiny model, 4 requests x 8 tokens (smoke test)
+    python -m benchmarks.batching --quick --concurrency 1000   # also 1000 answers at once
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from benchmarks.common import (
     whole_path,
     work_dir,
 )
+from benchmarks.concurrency import add_concurrency_argument, many_at_once, report_concurrency
 
 TARGET = 6.0
 
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="tiny model, 4 requests x 8 tokens (smoke test)"
     )
     add_common_arguments(parser)
+    add_concurrency_argument(parser)
     return parser
 
 
@@ -92,6 +95,8 @@ async def _run(args: argparse.Namespace) -> Report:
                 say("CTranslate2 generate_batch alone (reference):")
                 raw_sequential = await asyncio.to_thread(raw.one_by_one, prompts, new_tokens)
                 raw_batch = await asyncio.to_thread(raw.batch, prompts, new_tokens)
+                if args.concurrency:
+                    many = await many_at_once(client, redis_url, args.concurrency, new_tokens)
             finally:
                 raw.close()
 
@@ -129,6 +134,8 @@ async def _run(args: argparse.Namespace) -> Report:
     report.add("expected_tokens", 2 * requests * new_tokens)
     report.add("path_vs_raw_ratio", ratio / raw_ratio, "path ratio / raw ratio")
     report.add("model_build_s", build_s)
+    if args.concurrency:
+        report_concurrency(report, *many, args.concurrency, new_tokens)
     say(f"  ratio (path, all at once / one by one)       {ratio:.2f}x  (target >= {TARGET:g}x)")
     return report
 

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ctranslate2
-import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import STOP_STRINGS
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT, EngineSettings
 from airoboros_bot.engine.client import EngineClient, Queued
+from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.generator import Generator, SamplingParams
 from airoboros_bot.engine.model.demo import build_demo_model
@@ -55,6 +55,8 @@ GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, repetition_penalty=1.0)
 WORKER_MODES = ("process", "inline")
 FIRST_CHUNK_TIMEOUT_S = 120.0
 """A job no worker has started in this long fails the benchmark instead of hanging it."""
+BENCH_CLIENT_NAME = "airoboros-bench"
+"""The name of the benchmark client's Redis connections (the worker's are not counted)."""
 BATCH_GAP_S = 0.05
 """Answers whose ``start`` chunks arrive closer together than this ran in one batch."""
 
@@ -271,7 +273,8 @@ async def whole_path(
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     keys = Keys(prefix)
     name = f"bench-{worker_mode}-{uuid.uuid4().hex[:6]}"
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # As a bot process connects: a bounded pool, one reply reader for all answers.
+    redis = connect(redis_url, max_connections=32, client_name=BENCH_CLIENT_NAME)
     client = EngineClient(redis, keys, first_chunk_timeout_s=FIRST_CHUNK_TIMEOUT_S)
     process: subprocess.Popen[bytes] | None = None
     worker: Worker | None = None

@@ -9,6 +9,7 @@ what the callback costs and what the queue, the worker loop and the client cost.
 
     python -m benchmarks.overhead            # 16 requests x 64 tokens, hidden 512, 8 layers
     python -m benchmarks.overhead --quick    # a tiny model (smoke test)
+    python -m benchmarks.overhead --quick --concurrency 1000   # also 1000 answers at once
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from benchmarks.common import (
     whole_path,
     work_dir,
 )
+from benchmarks.concurrency import add_concurrency_argument, many_at_once, report_concurrency
 
 THROUGHPUT_TARGET = 0.90
 LATENCY_TARGET_MS = 5.0
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, few short requests")
     add_common_arguments(parser)
+    add_concurrency_argument(parser)
     return parser
 
 
@@ -100,6 +103,8 @@ async def _run(args: argparse.Namespace) -> Report:
                     batch_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
                     batch_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
                     batch_path.append(await concurrently(client, prompts, new_tokens))
+                if args.concurrency:
+                    many = await many_at_once(client, redis_url, args.concurrency, new_tokens)
             finally:
                 raw.close()
                 gen.close()
@@ -154,6 +159,8 @@ async def _run(args: argparse.Namespace) -> Report:
     report.add("tokens_generated", tokens, "tokens generated (path)")
     report.add("expected_tokens", new_tokens * (rounds * requests + repeats))
     report.add("model_build_s", build_s)
+    if args.concurrency:
+        report_concurrency(report, *many, args.concurrency, new_tokens)
     say(
         f"  ratio (path / raw throughput)                {ratio:.3f}  "
         f"(target >= {THROUGHPUT_TARGET:g})"

@@ -194,3 +194,18 @@ def test_a_worker_that_cannot_start_fails_the_benchmark_with_its_reason(
     assert "batching: the worker exited" in done.stderr
     assert "model" in done.stderr.lower()
     assert not done.stdout.strip().splitlines()[-1].startswith("{")
+
+
+@pytest.mark.parametrize("name", ["batching", "overhead"])
+def test_concurrency_reports_tok_s_and_the_redis_connections(
+    name: str, bench_cache: Path, redis_url: str
+) -> None:
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache), REDIS_URL=redis_url)
+    done = _run([f"benchmarks.{name}", "--quick", "--concurrency", "150"], env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["concurrency"] == 150
+    assert figures["concurrent_path_tok_s"] > 0
+    assert figures["concurrent_tokens"] == figures["concurrent_expected_tokens"] > 0
+    # More answers at once than redis-py's default pool of 100, over a bounded pool.
+    assert 1 <= figures["redis_connections_peak"] <= 32
