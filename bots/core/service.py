@@ -16,10 +16,14 @@ from airoboros_bot.conversations.errors import ChatError, EmptyPrompt
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.prompt import closed_context, fit_prompt
 from airoboros_bot.conversations.store import ConversationStore
+from airoboros_bot.conversations.text import clean_text
 from airoboros_bot.engine.client import EngineClient, Queued
 from airoboros_bot.engine.protocol import Job, Sampling
 
 STOP_STRINGS = ("USER:",)
+MAX_CHARS_PER_TOKEN = 16
+"""A context block longer than this many characters per token of the window is refused before
+its tokens are counted."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class ChatService:
         )
 
     def _check_question(self, question: str) -> str:
-        question = question.strip()
+        question = clean_text(question).strip()
         if not question:
             raise EmptyPrompt()
         if len(question) > self.chat.max_prompt_chars:
@@ -214,16 +218,24 @@ class ChatService:
         Refuses (ChatError) empty text, a block too large for the model's window on its own and
         more blocks than the configured maximum; nothing is stored then.
         """
-        text = text.strip()
+        text = clean_text(text).strip()
         if not text:
             raise ChatError("Empty context: paste some text or attach a .txt / .md file.")
+        window = self.engine_settings.context_length
+        if len(text) > MAX_CHARS_PER_TOKEN * window:  # too large without counting its tokens
+            raise ChatError(
+                f"Context too large: {len(text)} characters, far more than the model's "
+                f"{window}-token window holds. Split the document into smaller parts."
+            )
         if await self.store.count_blocks(key) >= self.chat.max_context_blocks:
             raise ChatError(
                 f"This conversation already has {self.chat.max_context_blocks} context blocks: "
                 "clear them before adding more."
             )
-        block = ContextBlock(text=text, metadata={k: v for k, v in (metadata or {}).items() if v})
-        window = self.engine_settings.context_length
+        block = ContextBlock(
+            text=text,
+            metadata={clean_text(k): clean_text(v) for k, v in (metadata or {}).items() if v},
+        )
         tokens = await self.count_tokens(closed_context([block], ""))
         if tokens > window // 2:
             raise ChatError(
@@ -243,7 +255,7 @@ class ChatService:
         self, channel: ConversationKey, thread: ConversationKey, title: str
     ) -> None:
         """Make ``thread`` a document conversation and the channel's current context target."""
-        await self.store.set_meta(thread, "context_title", title or "Context")
+        await self.store.set_meta(thread, "context_title", clean_text(title).strip() or "Context")
         await self.store.set_meta(channel, "context_thread", thread.thread)
 
     async def context_title(self, key: ConversationKey) -> str | None:

@@ -46,6 +46,7 @@ from airoboros_bot.bots.games.words import WordList, default_words
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import GameSettings
 from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.conversations.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ class GameEngine:
         Returns IGNORED when the channel has no game (and the text is no late answer to the one
         that just ended): the adapter treats it as ordinary chat then.
         """
-        text = text.strip()
+        text = clean_text(text).strip()
+        user_name = clean_text(user_name)
         now = self.clock.now()
         state = await self.store.load(channel)
         if state is None:

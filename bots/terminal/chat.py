@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from redis.exceptions import RedisError
+
 from airoboros_bot.bots.core.render import plain_sources
 from airoboros_bot.bots.core.service import (
     Answer,
@@ -30,6 +32,7 @@ from airoboros_bot.bots.core.service import (
 from airoboros_bot.bots.games import AnswerStatus, Commands, GameEngine, GameKind, GameMessage
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.conversations.text import clean_text
 from airoboros_bot.engine.client import Queued
 from airoboros_bot.engine.errors import EngineError
 
@@ -114,6 +117,7 @@ class TerminalChat:
         A game still running at the end stays stored and resumes the next time this
         conversation is opened.
         """
+        self._tolerate_bad_bytes()
         if self.interactive:
             self._note(
                 "Type !!help for commands."
@@ -128,6 +132,7 @@ class TerminalChat:
                 message = await self._read_message()
                 if message is None or message.strip() == "!!exit":
                     return 0
+                message = clean_text(message)
                 try:
                     if message.strip().startswith("!!"):
                         await self._command(message.strip())
@@ -135,9 +140,24 @@ class TerminalChat:
                         await self._answer(self.service.ask(self.key, message, **self._options()))
                 except (ChatError, EngineError) as exc:
                     self._note(f"error: {exc.user_message}")
+                except RedisError as exc:
+                    self._note(f"error: Redis failed ({type(exc).__name__}): ask again.")
         finally:
             if self.games is not None:
                 await self.games.close()
+
+    def _tolerate_bad_bytes(self) -> None:
+        """Read invalid UTF-8 as U+FFFD and write what cannot be encoded escaped, so no input
+        or output ends the chat with a traceback."""
+        for stream, errors in (
+            (self.stdin, "replace"),
+            (self.stdout, "backslashreplace"),
+            (self.stderr, "backslashreplace"),
+        ):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    reconfigure(errors=errors)
 
     # -- games --------------------------------------------------------------------------------
     @property
