@@ -19,6 +19,7 @@ from airoboros_bot.config.settings import Settings, SettingsError, load_settings
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.prompt import fit_prompt
+from airoboros_bot.engine.connection import stop_retrying
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.model.demo import read_manifest
 from airoboros_bot.engine.supervisor import supervise
@@ -154,7 +155,13 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
             temperature=args.temperature,
             games=GameEngine(runtime.redis, runtime.keys, service, settings.games),
         )
-        return await chat.run()
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        try:
+            return await chat.run()
+        except asyncio.CancelledError:  # SIGTERM: stop as Ctrl-D would, releasing the answer
+            return 0
     finally:
         await runtime.close()
 
@@ -191,8 +198,14 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
         if settings.engine.metrics_port:
             worker.metrics.serve(settings.engine.metrics_port)
             log.info("Prometheus metrics on :%d/metrics", settings.engine.metrics_port)
+
+        def stop() -> None:  # finish or release the running answers, then exit
+            worker.stop()
+            if runtime.redis is not None:
+                stop_retrying(runtime.redis)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, stop)
         await worker.run()
         return 0
     finally:

@@ -84,7 +84,7 @@ class EngineSettings(BaseModel):
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 = off")
     health_ttl_s: int = Field(default=15, ge=1)
     shutdown_grace_s: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
         le=600,
         description="on SIGTERM, running answers may finish this long; then they are released",

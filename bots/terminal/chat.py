@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,18 +99,43 @@ class TerminalChat:
         if not self.multiline:
             self._prompted = self.interactive
             try:
-                line = await asyncio.to_thread(self.stdin.readline)
+                line = await self._readline()
             finally:
                 self._prompted = False
             return None if line == "" else line.rstrip("\n")
         lines: list[str] = []
         while True:
-            line = await asyncio.to_thread(self.stdin.readline)
+            line = await self._readline()
             if line == "":
                 return "\n".join(lines) if lines else None
             if not line.strip() and lines:
                 return "\n".join(lines)
             lines.append(line.rstrip("\n"))
+
+    async def _readline(self) -> str:
+        """One line of input, read on a daemon thread: a chat told to stop while it waits for
+        input exits at once instead of waiting for a line that may never come."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def settle(line: str | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(line or "")
+
+        def read() -> None:
+            try:
+                line, error = self.stdin.readline(), None
+            except Exception as exc:  # handed to the event loop
+                line, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, line, error)
+
+        threading.Thread(target=read, name="terminal-input", daemon=True).start()
+        return await future
 
     async def run(self) -> int:
         """Chat until ``!!exit`` or end of input; returns the exit code.
@@ -309,8 +335,9 @@ class TerminalChat:
         try:
             await task
         except asyncio.CancelledError:
-            if not task.cancelled():
-                raise
+            me = asyncio.current_task()
+            if not task.cancelled() or (me is not None and me.cancelling()):
+                raise  # the whole chat is stopping, not just this answer
             self.stdout.write("\n")
             self._note("(stopped)")
         finally:

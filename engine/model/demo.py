@@ -15,10 +15,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ctranslate2.specs import TransformerDecoderModelSpec, common_spec
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+if TYPE_CHECKING:
+    from ctranslate2.specs import TransformerDecoderModelSpec
 
 DEMO_MANIFEST = "airoboros.json"
 BUILDER = "airoboros-bot demo"
@@ -150,6 +153,10 @@ def _llama_ffn_size(hidden_size: int) -> int:
 
 def llama_decoder_spec(num_layers: int, num_heads: int) -> TransformerDecoderModelSpec:
     """An empty CTranslate2 decoder spec shaped like LLaMA (SwiGLU, RMSNorm, rotary)."""
+    # Imported here: `ctranslate2.specs` imports torch when it is installed, which costs about
+    # a second at every start and exit of a process that only loads models.
+    from ctranslate2.specs import TransformerDecoderModelSpec, common_spec
+
     spec = TransformerDecoderModelSpec.from_config(
         num_layers,
         num_heads,
