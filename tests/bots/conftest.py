@@ -51,3 +51,4 @@ async def service(
     finally:
         worker.stop()
         await asyncio.wait_for(task, 120)
+        await service.engine.close()

@@ -35,9 +35,13 @@ def engine_settings() -> EngineSettings:
 
 
 @pytest.fixture
-def client(redis: aioredis.Redis, key_prefix: str) -> EngineClient:
-    """An engine client on the test's keys."""
-    return EngineClient(redis, Keys(key_prefix), first_chunk_timeout_s=20, poll_block_ms=200)
+async def client(redis: aioredis.Redis, key_prefix: str) -> AsyncIterator[EngineClient]:
+    """An engine client on the test's keys (its reply reader stopped after the test)."""
+    engine = EngineClient(redis, Keys(key_prefix), first_chunk_timeout_s=20, poll_block_ms=200)
+    try:
+        yield engine
+    finally:
+        await engine.close()
 
 
 @pytest.fixture
