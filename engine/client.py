@@ -25,13 +25,10 @@ from airoboros_bot.engine.connection import pool_exhausted
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.protocol import Chunk, ChunkFence, Job
 from airoboros_bot.engine.replies import ReplyReader, stream_order
-from airoboros_bot.engine.scripts import QueueScripts, text
+from airoboros_bot.engine.scripts import SUBMITTED_TTL_S, QueueScripts, text
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-SUBMITTED_TTL_S = 24 * 3600
-"""How long a job's submission marker lasts when no worker removes it (a retried submission
-within this time queues nothing)."""
 QUEUE_SCAN_LIMIT = 10_000
 """Queue positions are counted up to this many waiting jobs."""
 

@@ -4,7 +4,8 @@ Redis clients retry a command whose reply was lost (the connection broke after t
 it), so every write here is safe to run twice:
 
 - `submit` queues a job unless its submission marker (in the job stream's slot) already names an
-  entry; the retry returns that entry id.
+  entry; the retry returns that entry id. The marker outlives the job (`SUBMITTED_TTL_S`): a
+  retry that arrives after a fast job was answered and acknowledged still queues nothing.
 - `begin` makes a delivery the owner of its job (in the job's slot): the attempt counter goes up,
   the owner token is replaced, and the ``start``/``reset`` chunk is written in the same step. A
   retry with the same token changes nothing. A job already answered says so.
@@ -26,6 +27,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+SUBMITTED_TTL_S = 3600
+"""How long a job's submission marker lasts (far longer than any resent command takes)."""
 
 SUBMIT = """
 local current = redis.call('GET', KEYS[2])
@@ -120,14 +124,13 @@ end
 return kept
 """
 
-# KEYS: job stream, submission marker. ARGV: group, consumer, entry id. Acknowledges the entry
-# unless another consumer holds it now (0); an entry no longer pending is acknowledged already.
+# KEYS: job stream. ARGV: group, consumer, entry id. Acknowledges the entry unless another
+# consumer holds it now (0); an entry no longer pending is acknowledged already.
 ACK = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #pending > 0 and pending[1][2] ~= ARGV[2] then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 

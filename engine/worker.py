@@ -38,7 +38,7 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.generator import Generator, SamplingParams
 from airoboros_bot.engine.metrics import WorkerMetrics
 from airoboros_bot.engine.protocol import Chunk, FinishReason, Job
-from airoboros_bot.engine.scripts import QueueScripts, text
+from airoboros_bot.engine.scripts import SUBMITTED_TTL_S, QueueScripts, text
 from airoboros_bot.engine.tokenizer import StreamDecoder
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Also retried: a script cache emptied by a Redis restart between loading and running.
 TRANSIENT = (*REDIS_DOWN, NoScriptError)
 _FINISH_ATTEMPTS = 20  # about 30 s of retries
-_SUBMITTED_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -356,10 +355,7 @@ class Worker:
 
     def _queue_ack(self, pipe: Pipeline, delivery: _Delivery) -> None:
         self.scripts.queue(
-            pipe,
-            self.scripts.ack,
-            [self.keys.jobs, self.keys.job_submitted(delivery.job.id)],
-            [CONSUMER_GROUP, self.name, delivery.entry_id],
+            pipe, self.scripts.ack, [self.keys.jobs], [CONSUMER_GROUP, self.name, delivery.entry_id]
         )
 
     async def _ack(self, delivery: _Delivery) -> None:
@@ -687,7 +683,7 @@ class Worker:
                 self.name,
                 delivery.entry_id,
                 delivery.job.to_fields()["job"],
-                _SUBMITTED_TTL_S,
+                SUBMITTED_TTL_S,
             ],
         )
         if entry:

@@ -93,3 +93,19 @@ async def test_chunks_and_acks_whose_replies_are_lost_land_once(
     tally.check()
     assert all(a.attempts == 1 for a in audits), "a lost reply never makes a job run again"
     await queue_settles(redis, keys)
+
+
+async def test_a_submission_resent_after_its_job_was_answered_queues_nothing(
+    worker: Worker, client: EngineClient, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    """A resent submission can arrive after a fast job was already answered and acknowledged
+    (the client waits before resending): the job is still queued once."""
+    keys = Keys(key_prefix)
+    job = Job(PROMPT, max_new_tokens=4)
+    first = await client.submit(job)
+    async for _ in client.stream(first):
+        pass
+    await queue_settles(redis, keys)
+    again = await client.submit(job)  # what the client's resend does
+    assert again == first
+    assert (await redis.xinfo_stream(keys.jobs))["entries-added"] == 1
