@@ -32,10 +32,10 @@ from ctranslate2.specs import common_spec
 from airoboros_bot.engine.model.demo import (
     BUILDER,
     CONTEXT_LENGTH,
-    DEMO_MANIFEST,
     llama_decoder_spec,
     train_demo_tokenizer,
 )
+from airoboros_bot.engine.model.manifest import MANIFEST_FILE
 from benchmarks.common import (
     NO_EOS_BIAS,
     EngineConfig,
@@ -137,7 +137,7 @@ def build_random_llama(out_dir: Path, shape: ModelShape, *, seed: int = 0) -> Pa
         "seed": seed,
         "eos_bias": NO_EOS_BIAS,
     }
-    (out_dir / DEMO_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out_dir
 
 

@@ -20,7 +20,7 @@ from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.prompt import fit_prompt
 from airoboros_bot.engine.errors import EngineError
-from airoboros_bot.engine.model.demo import read_manifest
+from airoboros_bot.engine.model.manifest import read_manifest
 from airoboros_bot.engine.supervisor import supervise
 
 log = logging.getLogger("airoboros_bot")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import math
 import weakref
 from collections.abc import Callable
@@ -12,13 +11,9 @@ from pathlib import Path
 
 import ctranslate2
 
-from airoboros_bot.engine.errors import CONVERT_HINT, ModelError
-from airoboros_bot.engine.model.demo import DEMO_MANIFEST, read_manifest
-from airoboros_bot.engine.tokenizer import TOKENIZER_FILE, Tokenizer
-
-MODEL_FILES = ("model.bin", "config.json", TOKENIZER_FILE)
-
-log = logging.getLogger(__name__)
+from airoboros_bot.engine.errors import ModelError
+from airoboros_bot.engine.model.manifest import check_manifest, check_model_dir
+from airoboros_bot.engine.tokenizer import Tokenizer
 
 OnToken = Callable[[int, int], bool]
 """on_token(batch_index, token_id) -> True to stop that item."""
@@ -68,48 +63,6 @@ class SamplingParams:
 def _one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-def check_model_dir(model_dir: Path) -> None:
-    """Raise `ModelError` naming what is missing if `model_dir` is not a converted model."""
-    if not model_dir.exists():
-        raise ModelError(f"model directory {model_dir} does not exist: {CONVERT_HINT}")
-    if not model_dir.is_dir():
-        raise ModelError(f"model path {model_dir} is not a directory: {CONVERT_HINT}")
-    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise ModelError(f"model directory {model_dir} has no {', '.join(missing)}: {CONVERT_HINT}")
-
-
-def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict:
-    """The model's manifest (`airoboros.json`), checked against its tokenizer.
-
-    A directory without one still loads (with a warning); a manifest that is not a JSON object
-    or that disagrees with `tokenizer.json` raises `ModelError`.
-    """
-    path = model_dir / DEMO_MANIFEST
-    if not path.is_file():
-        log.warning(
-            "%s has no %s, so it is loaded unchecked: %s", model_dir, DEMO_MANIFEST, CONVERT_HINT
-        )
-        return {}
-    manifest = read_manifest(model_dir)
-    if not manifest:
-        raise ModelError(f"{path} is not a valid manifest (a JSON object): {CONVERT_HINT}")
-    vocab_size = manifest.get("vocab_size")
-    if vocab_size is not None and vocab_size != tokenizer.vocab_size:
-        raise ModelError(
-            f"{model_dir}: {TOKENIZER_FILE} has {tokenizer.vocab_size} tokens but {DEMO_MANIFEST} "
-            f"says {vocab_size}: its files come from different conversions; {CONVERT_HINT}"
-        )
-    context_length = manifest.get("context_length")
-    if context_length is not None and (
-        not isinstance(context_length, int)
-        or isinstance(context_length, bool)
-        or context_length < 1
-    ):
-        raise ModelError(f"{path} has an invalid context_length {context_length!r}: {CONVERT_HINT}")
-    return manifest
 
 
 _open_generators: weakref.WeakSet[Generator] = weakref.WeakSet()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airoboros_bot.engine.errors import ModelError
-from airoboros_bot.engine.model.demo import DEMO_MANIFEST
+from airoboros_bot.engine.model.manifest import MANIFEST_FILE
 from airoboros_bot.engine.tokenizer import TOKENIZER_FILE, Tokenizer
 
 QUANTIZATIONS = ("int8", "int8_float16", "float16", "float32")
@@ -221,7 +221,7 @@ def read_checkpoint(hf_dir: Path) -> Checkpoint:
 def _looks_like_model_dir(path: Path) -> bool:
     """Whether --force may replace `path`: empty, or a converted model directory."""
     names = {p.name for p in path.iterdir()}
-    return not names or "model.bin" in names or DEMO_MANIFEST in names
+    return not names or "model.bin" in names or MANIFEST_FILE in names
 
 
 def _check_out_dir(out_dir: Path, hf_dir: Path, *, force: bool) -> None:
@@ -577,14 +577,14 @@ def convert(
                 raise
             except Exception as exc:
                 raise ModelError(f"converting {hf_dir} failed: {_one_line(exc)}") from exc
-            steps.stage(f"writing {TOKENIZER_FILE}, the tokenizer files and {DEMO_MANIFEST}")
+            steps.stage(f"writing {TOKENIZER_FILE}, the tokenizer files and {MANIFEST_FILE}")
             tokenizer.backend.save(str(model_dir / TOKENIZER_FILE))
             for name in TOKENIZER_COPIES:
                 if (hf_dir / name).is_file():
                     shutil.copy2(hf_dir / name, model_dir / name)
             model_vocab = _check_vocabulary(model_dir, tokenizer.backend, checkpoint)
             manifest = _manifest(checkpoint, tokenizer, quantization, model_vocab)
-            (model_dir / DEMO_MANIFEST).write_text(
+            (model_dir / MANIFEST_FILE).write_text(
                 json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
             )
         _move_into_place(model_dir, out_dir, force=force)

@@ -27,7 +27,8 @@ from airoboros_bot.engine.client import EngineClient  # noqa: E402
 from airoboros_bot.engine.convert.converter import STAGES, convert  # noqa: E402
 from airoboros_bot.engine.errors import ModelError  # noqa: E402
 from airoboros_bot.engine.generator import Generator, SamplingParams  # noqa: E402
-from airoboros_bot.engine.model.demo import DEMO_MANIFEST, DEMO_TEXT, train_demo_tokenizer  # noqa: E402
+from airoboros_bot.engine.model.demo import DEMO_TEXT, train_demo_tokenizer  # noqa: E402
+from airoboros_bot.engine.model.manifest import MANIFEST_FILE  # noqa: E402
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling  # noqa: E402
 from airoboros_bot.engine.worker import Worker  # noqa: E402
 
@@ -244,7 +245,7 @@ def test_manifest_and_tokenizer_files(
     hf_dir: Path,
     hf_model: transformers.LlamaForCausalLM,
 ) -> None:
-    manifest = json.loads((float32_dir / DEMO_MANIFEST).read_text())
+    manifest = json.loads((float32_dir / MANIFEST_FILE).read_text())
     config = json.loads((hf_dir / "config.json").read_text())
     assert manifest["builder"] == "airoboros-bot convert"
     assert manifest["demo"] is False
@@ -327,7 +328,7 @@ async def test_int8_conversion_by_the_cli_loads_and_answers_through_the_worker(
     out, result = int8_cli
     assert result.returncode == 0, result.stderr
     assert f"[{STAGES}/{STAGES}]" in result.stderr and "done:" in result.stderr
-    manifest = json.loads((out / DEMO_MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["quantization"] == "int8"
     int8_size = (out / "model.bin").stat().st_size
     assert int8_size < 0.5 * (float32_dir / "model.bin").stat().st_size, "weights are int8"
@@ -504,7 +505,7 @@ def test_existing_out_dir_needs_force(hf_dir: Path, float32_dir: Path, tmp_path:
 
     convert(hf_dir, out, quantization="int8", force=True, progress=lambda _: None)
     assert not (out / "old-marker").exists()
-    assert json.loads((out / DEMO_MANIFEST).read_text())["quantization"] == "int8"
+    assert json.loads((out / MANIFEST_FILE).read_text())["quantization"] == "int8"
     assert _no_leftovers(tmp_path)
     Generator(out, device="cpu").close()
 
@@ -556,9 +557,9 @@ def test_cli_without_torch_names_the_extra(hf_dir: Path, tmp_path: Path) -> None
 
 def _edit_manifest(model_dir: Path, tmp_path: Path, **changes) -> Path:
     copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
-    manifest = json.loads((copy / DEMO_MANIFEST).read_text())
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
     manifest.update(changes)
-    (copy / DEMO_MANIFEST).write_text(json.dumps(manifest))
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     return copy
 
 
@@ -574,7 +575,7 @@ def test_generator_rejects_an_invalid_manifest(float32_dir: Path, tmp_path: Path
     model = _edit_manifest(float32_dir, tmp_path, context_length="2k")
     with pytest.raises(ModelError, match="invalid context_length '2k'"):
         Generator(model, device="cpu")
-    (model / DEMO_MANIFEST).write_text("not json")
+    (model / MANIFEST_FILE).write_text("not json")
     with pytest.raises(ModelError, match="is not a valid manifest"):
         Generator(model, device="cpu")
 
@@ -583,8 +584,8 @@ def test_generator_loads_a_model_without_manifest_with_a_warning(
     float32_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = Path(shutil.copytree(float32_dir, tmp_path / "model"))
-    (model / DEMO_MANIFEST).unlink()
-    with caplog.at_level(logging.WARNING, logger="airoboros_bot.engine.generator"):
+    (model / MANIFEST_FILE).unlink()
+    with caplog.at_level(logging.WARNING, logger="airoboros_bot.engine.model.manifest"):
         generator = Generator(model, device="cpu")
     try:
         assert generator.manifest == {}
