@@ -1,7 +1,8 @@
 """A model directory's files and its manifest (`airoboros.json`), for converted and demo models.
 
 `airoboros-bot convert` and the demo builder write the manifest; the worker reads it when it
-loads a model and refuses one whose files disagree with it.
+loads a model and refuses one whose files disagree with it, or whose tokenizer was built by a
+converter known to split text unlike the model's SentencePiece tokenizer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ MANIFEST_FILE = "airoboros.json"
 MODEL_FILES = ("model.bin", "config.json", "vocabulary.json", TOKENIZER_FILE)
 """The files every model directory needs: CTranslate2's weights, config and vocabulary, and the
 model's tokenizer."""
+CONVERT_BUILDER = "airoboros-bot convert"
+TOKENIZER_BUILD = 2
+"""Version of the converter's tokenizer.json build, recorded as `tokenizer_build`.
+
+1 (no `tokenizer_build` key): transformers rebuilt the LLaMA tokenizer; with transformers 5 its
+BPE merges are ordered by token id instead of SentencePiece score, which splits runs of spaces
+and most words unlike SentencePiece. 2: merges from the SentencePiece scores, verified on a
+corpus before the model is written.
+"""
+FIX_TOKENIZER_HINT = "rebuild it in place with `airoboros-bot convert --fix-tokenizer {model_dir}`"
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,40 @@ def check_model_dir(model_dir: Path) -> None:
         raise ModelError(f"model directory {model_dir} has no {', '.join(missing)}: {CONVERT_HINT}")
 
 
+def _major(version: object) -> int | None:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None
+
+
+def _tokenizer_built_by_transformers(manifest: dict[str, Any]) -> bool:
+    """A conversion before `tokenizer_build` 2 that let transformers rebuild tokenizer.json
+    from tokenizer.model (`tokenizer_legacy` set; None means the checkpoint's own file)."""
+    return (
+        manifest.get("builder") == CONVERT_BUILDER
+        and "tokenizer_build" not in manifest
+        and manifest.get("tokenizer_legacy") is not None
+    )
+
+
+def broken_tokenizer_build(manifest: dict[str, Any]) -> str | None:
+    """Why the manifest's tokenizer.json cannot be trusted, or None if nothing is known wrong.
+
+    The known broken build: transformers 5 rebuilt it (`_tokenizer_built_by_transformers`),
+    with its BPE merges in token-id order.
+    """
+    transformers = manifest.get("transformers_version")
+    major = _major(transformers)
+    if not _tokenizer_built_by_transformers(manifest) or major is None or major < 5:
+        return None
+    return (
+        f"its {TOKENIZER_FILE} was built by an earlier airoboros-bot convert with transformers "
+        f"{transformers}, whose BPE merges split text unlike the model's SentencePiece "
+        "tokenizer (double and leading spaces, indented code, many words)"
+    )
+
+
 def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict[str, Any]:
     """The model's manifest, checked against its tokenizer.
 
@@ -79,4 +124,17 @@ def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict[str, Any]:
         or context_length < 1
     ):
         raise ModelError(f"{path} has an invalid context_length {context_length!r}: {CONVERT_HINT}")
+    broken = broken_tokenizer_build(manifest)
+    if broken:
+        hint = FIX_TOKENIZER_HINT.format(model_dir=model_dir)
+        raise ModelError(f"{model_dir}: {broken}; {hint}")
+    if _tokenizer_built_by_transformers(manifest):
+        log.warning(
+            "%s: its %s was built by transformers %s and never checked against the model's "
+            "SentencePiece tokenizer: run `airoboros-bot convert --check-tokenizer %s`",
+            model_dir,
+            TOKENIZER_FILE,
+            manifest.get("transformers_version", "(unknown version)"),
+            model_dir,
+        )
     return manifest

@@ -280,7 +280,7 @@ def test_progress_names_every_stage(float32_conversion: tuple[Path, list[str]]) 
 def test_a_long_stage_reports_that_it_is_still_running(
     hf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("airoboros_bot.engine.convert.converter.TICK_S", 0.02)
+    monkeypatch.setattr("airoboros_bot.engine.convert.progress.TICK_S", 0.02)
     lines: list[str] = []
 
     def slow_progress(line: str) -> None:
