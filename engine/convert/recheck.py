@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from airoboros_bot.engine.convert.build_tokenizer import build_tokenizer, read_json
+from airoboros_bot.engine.convert.build_tokenizer import build_tokenizer
 from airoboros_bot.engine.convert.check_texts import check_texts
 from airoboros_bot.engine.convert.checkpoint import SENTENCEPIECE_FILE
 from airoboros_bot.engine.convert.converter import tokenizer_manifest
@@ -55,16 +55,13 @@ def check_converted_tokenizer(model_dir: Path) -> TokenizerCheck:
 
     model_dir = Path(model_dir)
     sentencepiece = _sentencepiece_of(model_dir)
-    legacy = read_manifest(model_dir).get("tokenizer_legacy")
-    if not isinstance(legacy, bool):  # the checkpoint's own tokenizer.json: as its config says
-        legacy = read_json(model_dir / "tokenizer_config.json").get("legacy") is not False
     try:
         backend = HFTokenizer.from_file(str(model_dir / TOKENIZER_FILE))
     except Exception as exc:
         raise ModelError(
             f"{model_dir / TOKENIZER_FILE} is not a valid tokenizer file: {one_line(exc)}"
         ) from exc
-    reference = SentencePieceReference(sentencepiece, legacy=legacy)
+    reference = SentencePieceReference(sentencepiece)
     return check_tokenizer(backend, reference, check_texts())
 
 

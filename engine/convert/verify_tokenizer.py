@@ -1,9 +1,10 @@
 """Check a `tokenizer.json` against the SentencePiece model it must reproduce, id for id.
 
-The reference is SentencePiece itself, applied as LLaMA's tokenizer applies it: the text is split
-at special tokens (`<s>`, `</s>`, `<unk>` give their ids) and each piece between them is encoded
-on its own ("legacy": with the leading "▁" of a new text). BOS comes first. A check reports every
-text whose ids differ, and every text (without special tokens) whose decoding differs.
+The reference is SentencePiece itself, applied as LLaMA-1's tokenizer applies it: the text is
+split at special tokens (`<s>`, `</s>`, `<unk>` give their ids) and each piece between them is
+encoded on its own, with the leading "▁" of a new text ("legacy" splitting). BOS comes first. A
+check reports every text whose ids differ, and every text (without special tokens) whose
+decoding differs.
 """
 
 from __future__ import annotations
@@ -32,15 +33,11 @@ _TEXT_CHARS = 60  # characters of the text shown
 class SentencePieceReference:
     """Token ids of a text as SentencePiece gives them, with special tokens matched in the text."""
 
-    def __init__(self, model_file: Path, *, legacy: bool = True) -> None:
+    def __init__(self, model_file: Path) -> None:
         import sentencepiece
 
         proto = read_sentencepiece(model_file)
-        self.legacy = legacy
         self._sp = sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
-        # Without legacy, text after a special token gets no leading "▁".
-        proto.normalizer_spec.add_dummy_prefix = False
-        self._sp_inner = sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
         self.specials = {
             p.piece: i for i, p in enumerate(proto.pieces) if p.type in (UNKNOWN, CONTROL)
         }
@@ -57,17 +54,14 @@ class SentencePieceReference:
         ids: list[int] = []
         start = 0
         for match in self._special.finditer(text):
-            ids += self._plain(text[start : match.start()], at_start=start == 0)
+            ids += self._plain(text[start : match.start()])
             ids.append(self.specials[match.group()])
             start = match.end()
-        ids += self._plain(text[start:], at_start=start == 0)
+        ids += self._plain(text[start:])
         return ids
 
-    def _plain(self, text: str, *, at_start: bool) -> list[int]:
-        if not text:
-            return []
-        sp = self._sp if self.legacy or at_start else self._sp_inner
-        return sp.encode(text)
+    def _plain(self, text: str) -> list[int]:
+        return self._sp.encode(text) if text else []
 
     def decode(self, ids: list[int]) -> str:
         return self._sp.decode(ids)
@@ -152,7 +146,7 @@ def _pieces(backend: Any, ids: Sequence[int]) -> list[str]:
 def verify_built_tokenizer(tokenizer: BuiltTokenizer, sentencepiece: Path) -> TokenizerCheck:
     """Check `tokenizer` against the SentencePiece model it was built from, on `check_texts`;
     raise `ModelError` naming the first mismatch if any text gets other ids."""
-    reference = SentencePieceReference(sentencepiece, legacy=tokenizer.legacy is not False)
+    reference = SentencePieceReference(sentencepiece)
     check = check_tokenizer(tokenizer.backend, reference, check_texts())
     check.raise_if_failed(
         f"the {TOKENIZER_FILE} built from {sentencepiece}",

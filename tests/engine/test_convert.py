@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from airoboros_bot.engine.model.demo import DEMO_TEXT, train_demo_tokenizer  # n
 from airoboros_bot.engine.model.manifest import MANIFEST_FILE  # noqa: E402
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling  # noqa: E402
 from airoboros_bot.engine.worker import Worker  # noqa: E402
+from tests.engine.checkpoints import run_cli, save_tiny_llama  # noqa: E402
 
 GREEDY = SamplingParams(temperature=0, repetition_penalty=1.0)
 PROMPTS = [
@@ -50,34 +49,9 @@ SP_TEXTS = [
     "Über naïve café — 😀 3.14",
     "BEGININPUT\nBEGINCONTEXT\nurl: https://some.web.site/123\nENDCONTEXT",
 ]
-REPO = Path(__file__).resolve().parents[2]
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-
-
-def _save_llama(hf_dir: Path, vocab_size: int, *, seed: int = 0) -> None:
-    """A tiny random LlamaForCausalLM (LLaMA-1 layout), saved as safetensors."""
-    config = transformers.LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=172,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=2048,
-        rms_norm_eps=1e-6,
-        initializer_range=0.2,  # spread logits: no near-ties for float rounding to flip
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(config).eval()
-    model.save_pretrained(hf_dir, safe_serialization=True)
-    config_path = hf_dir / "config.json"
-    data = json.loads(config_path.read_text())
-    data["_name_or_path"] = "tests/airoboros-tiny"  # as LLaMA-1 era checkpoints carry it
-    config_path.write_text(json.dumps(data, indent=2))
 
 
 def _train_sentencepiece(path: Path, vocab_size: int) -> None:
@@ -123,7 +97,7 @@ def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         **special,
     }
     (hf_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
-    _save_llama(hf_dir, 600)
+    save_tiny_llama(hf_dir, 600)
     return hf_dir
 
 
@@ -158,17 +132,6 @@ def float32_generator(float32_dir: Path) -> Iterator[Generator]:
     generator.close()
 
 
-def _run_cli(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    """`python -m airoboros_bot ARGS`; with `prelude`, that code runs first in the interpreter."""
-    command = [sys.executable, "-m", "airoboros_bot", *args]
-    if prelude:
-        main = "import sys; from bots.cli import main; sys.exit(main(sys.argv[1:]))"
-        command = [sys.executable, "-c", prelude + main, *args]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
-
-
 @pytest.fixture(scope="module")
 def int8_cli(
     hf_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -176,7 +139,7 @@ def int8_cli(
     """The default (int8) conversion, run by the real command line."""
     work = tmp_path_factory.mktemp("cli")
     out = work / "models" / "airoboros-tiny-int8"
-    return out, _run_cli("convert", str(hf_dir), str(out), cwd=work)
+    return out, run_cli("convert", str(hf_dir), str(out), cwd=work)
 
 
 def _hf_greedy(model: transformers.LlamaForCausalLM, ids: list[int], n: int) -> list[int]:
@@ -383,7 +346,7 @@ def test_checkpoint_with_tokenizer_json_converts_and_gains_bos(tmp_path: Path) -
     )
     fast.save_pretrained(hf_dir)
     assert fast("Hello").input_ids[0] != 1, "the source tokenizer adds no BOS"
-    _save_llama(hf_dir, 700, seed=1)
+    save_tiny_llama(hf_dir, 700, seed=1)
 
     out = convert(hf_dir, tmp_path / "out", quantization="float32", progress=lambda _: None)
     saved = HFTokenizer.from_file(str(out / "tokenizer.json"))
@@ -527,7 +490,7 @@ def test_force_never_replaces_what_is_not_a_model(hf_dir: Path, tmp_path: Path) 
 
 
 def test_cli_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    result = _run_cli("convert", str(tmp_path / "nowhere"), str(tmp_path / "out"), cwd=tmp_path)
+    result = run_cli("convert", str(tmp_path / "nowhere"), str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"airoboros-bot: {tmp_path / 'nowhere'} does not exist: "
@@ -537,7 +500,7 @@ def test_cli_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_cli_without_torch_names_the_extra(hf_dir: Path, tmp_path: Path) -> None:
     # An interpreter where `import torch` fails, as in an install without the convert extra.
-    result = _run_cli(
+    result = run_cli(
         "convert",
         str(hf_dir),
         str(tmp_path / "out"),
