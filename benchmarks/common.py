@@ -20,7 +20,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT, EngineSettings
 from airoboros_bot.engine.client import EngineClient, Queued
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.model.atomic import build_once
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.protocol import Job, Sampling
 from airoboros_bot.engine.tokenizer import Tokenizer
@@ -100,42 +100,15 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "airoboros-bot" / "benchmarks"
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps a model whole
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_build(target: Path, build: Callable[[Path], object]) -> tuple[Path, float]:
     """Return `target`, building it with ``build(tmp_dir)`` first unless it exists.
 
-    The build goes to a temporary sibling renamed into place under a lock file, so a crashed
-    or concurrent build never leaves half a model. Returns the path and the build seconds
-    (0.0 when reused).
+    Built whole or not at all, once even when processes race (`atomic.build_once`). Returns
+    the path and the build seconds (0.0 when reused).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():
-        return target, 0.0
-    with _lock(target.parent / f".{target.name}.lock"):
-        if target.is_dir():
-            return target, 0.0
-        started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
-        try:
-            build(tmp)
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return target, time.perf_counter() - started
+    started = time.perf_counter()
+    built = build_once(target, build, is_complete=Path.is_dir)
+    return target, time.perf_counter() - started if built else 0.0
 
 
 def ensure_bench_model(cache_dir: Path, shape: ModelShape) -> tuple[Path, float]:
