@@ -231,7 +231,10 @@ def convert(
     with staging_dir(out_dir, "convert") as staging:
         model_dir = staging / "model"
         with steps.ticking():
-            steps.stage(f"building the tokenizer and checking it against {SENTENCEPIECE_FILE}")
+            if (hf_dir / SENTENCEPIECE_FILE).is_file():
+                steps.stage(f"building the tokenizer, checked against {SENTENCEPIECE_FILE}")
+            else:
+                steps.stage(f"reading the tokenizer ({TOKENIZER_FILE})")
             tokenizer, checked_texts = _prepare_tokenizer(checkpoint, steps)
             try:
                 converter = _staged_converter(steps, checkpoint, quantization)

@@ -34,6 +34,10 @@ from airoboros_bot.conversations.prompt import chat_prompt, closed_context  # no
 from airoboros_bot.engine.client import EngineClient  # noqa: E402
 from airoboros_bot.engine.convert.check_texts import check_texts  # noqa: E402
 from airoboros_bot.engine.convert.converter import convert  # noqa: E402
+from airoboros_bot.engine.convert.recheck import (  # noqa: E402
+    check_or_explain,
+    fix_converted_tokenizer,
+)
 from airoboros_bot.engine.convert.verify_tokenizer import SentencePieceReference  # noqa: E402
 from airoboros_bot.engine.errors import ModelError  # noqa: E402
 from airoboros_bot.engine.generator import Generator  # noqa: E402
@@ -366,3 +370,24 @@ def test_a_tokenizer_it_cannot_reproduce_fails_the_conversion_and_writes_nothing
     assert message.endswith("nothing was written")
     assert [line.split("]")[0] for line in lines if line.startswith("[")] == ["[1/7", "[2/7"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tied"], "no output, no staging"
+
+
+def test_check_tokenizer_needs_the_tokenizer_model_and_says_so(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    (copy / "tokenizer.model").unlink()
+    with pytest.raises(ModelError, match=r"has no tokenizer\.model to check its tokenizer\.json"):
+        check_or_explain(copy)
+    with pytest.raises(ModelError, match=r"has no tokenizer\.model"):
+        fix_converted_tokenizer(copy)
+    assert (copy / "tokenizer.json").read_bytes() == (model_dir / "tokenizer.json").read_bytes()
+    with pytest.raises(ModelError, match=r"does not exist"):
+        check_or_explain(tmp_path / "nowhere")
+
+
+def test_convert_names_its_two_forms_when_misused(tmp_path: Path) -> None:
+    for args in ([], ["a"], ["a", "b", "--check-tokenizer", "m"]):
+        result = run_cli("convert", *args, cwd=tmp_path)
+        assert result.returncode == 2, args
+        assert "convert takes HF_DIR OUT_DIR, or --check-tokenizer MODEL_DIR" in result.stderr
