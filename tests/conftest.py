@@ -73,7 +73,8 @@ def llama_files() -> LlamaTokenizerFiles:
     try:
         return llama_tokenizer()
     except LlamaTokenizerUnavailable as exc:
-        pytest.fail(f"LLaMA's real tokenizer is unavailable: {exc}", pytrace=False)
+        reason = str(exc)
+    pytest.fail(f"LLaMA's real tokenizer is unavailable: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
