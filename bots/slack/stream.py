@@ -88,7 +88,7 @@ class SlackAnswerSink:
                 await self._edit(other, self.pending[other])
             await self.budget.take()
             await self._edit(index, content)
-        elif self.budget.try_take():
+        elif await self.budget.try_take():
             await self._edit(index, content)
         else:
             self.pending[index] = content
