@@ -18,8 +18,9 @@ import asyncio
 import json
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from airoboros_bot.config.settings import ChatSettings, EngineSettings
 from airoboros_bot.conversations.citations import cited_blocks
@@ -136,7 +137,19 @@ class ChatService:
         """Tokens of ``text`` in the model's tokenizer (off the event loop)."""
         return await asyncio.to_thread(self._count_tokens, text)
 
-    def _job(self, prompt: str, max_new_tokens: int, temperature: float | None) -> Job:
+    @staticmethod
+    def new_job_id() -> str:
+        """A fresh job id, for an adapter that shows a Stop button before asking (`ask`'s
+        ``job_id``): a cancel sent before the job is queued still stops it."""
+        return uuid.uuid4().hex
+
+    def _job(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float | None,
+        job_id: str | None = None,
+    ) -> Job:
         """A generation job with the configured sampling, stop strings and deadline."""
         settings = self.engine_settings
         sampling = Sampling(
@@ -145,13 +158,14 @@ class ChatService:
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
         )
-        return Job(
+        job = Job(
             prompt=prompt,
             max_new_tokens=max_new_tokens,
             sampling=sampling,
             stop=STOP_STRINGS,
             deadline=time.time() + settings.job_timeout_s,
         )
+        return replace(job, id=job_id) if job_id else job
 
     def _check_question(self, question: str) -> str:
         question = question.strip()
@@ -171,6 +185,7 @@ class ChatService:
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        job_id: str | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Ask a question in a conversation; yields events until the `Answer`.
 
@@ -197,7 +212,7 @@ class ChatService:
             )
         )
         await self.store.set_meta(key, "last_question", question)
-        job = self._job(fitted.text, fitted.max_new_tokens, temperature)
+        job = self._job(fitted.text, fitted.max_new_tokens, temperature, job_id)
         handle = await self.engine.submit(job)
         yield Submitted(job.id, fitted.prompt_tokens, fitted.dropped_turns, fitted.omitted_blocks)
         async for chunk in self.engine.stream(handle, deadline=job.deadline + 5):

@@ -108,7 +108,9 @@ async def test_http_mode_answers_signed_requests(
             assert time.monotonic() - started < 3.0
         await fake.wait_for(lambda: final_answer(fake), what="the answer")
         assert fake.calls[0].method == "auth.test", "the token is checked at start"
-        history = await service.store.history(ConversationKey("slack", fake.team_id, "C1"))
+        answer_ts = fake.calls_to("chat.update")[0].params["ts"]
+        key = ConversationKey("slack", fake.team_id, "C1", answer_ts)
+        history = await service.store.history(key)
         assert [t.user for t in history] == ["Is the sky blue?"]
         assert await stop_with_sigterm(task) == 0
     finally:
