@@ -10,6 +10,7 @@ for its Retry-After.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 FAILED = "Sorry, something went wrong on my side; it has been logged. Please ask again."
 MOVED = ":arrow_down: The answer is in the thread (Slack was limiting my edits)."
 FINAL_EDIT_ATTEMPTS = 3
+RETRY_DELAY_S = 0.5  # after a failed final edit (network, Slack error), times the attempt
 # chat.update errors no retry can fix.
 GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message", "is_archived"})
 
@@ -95,7 +97,9 @@ class SlackAnswerSink:
         self.contents[index] = content
 
     async def _edit_if_allowed(self, index: int, content: str) -> None:
-        """An intermediate edit: skipped (kept pending) without budget or on a 429."""
+        """An intermediate edit: skipped (kept pending) without budget, on a 429 or another
+        passing failure; a message that is gone raises `SlackCallFailed` (the answer is then
+        abandoned)."""
         if not await self.budget.try_take():
             self.pending[index] = content
             return
@@ -104,6 +108,11 @@ class SlackAnswerSink:
         except SlackRateLimited as exc:
             log.info("chat.update rate limited: pausing edits for %.1f s", exc.retry_after)
             await self.budget.pause(exc.retry_after)
+            self.pending[index] = content
+        except SlackCallFailed as exc:
+            if exc.error in GONE:
+                raise
+            log.info("chat.update failed (%s): the next edit will carry the text", exc.error)
             self.pending[index] = content
 
     async def _final_edit(self, index: int, content: str) -> None:
@@ -121,6 +130,8 @@ class SlackAnswerSink:
                 log.info("final chat.update failed (attempt %d): %s", attempt, exc.error)
                 if exc.error in GONE:
                     break
+                if attempt < self.final_attempts:
+                    await asyncio.sleep(RETRY_DELAY_S * attempt)
         await self._post_instead(index, content)
 
     async def _post_instead(self, index: int, content: str) -> None:

@@ -218,3 +218,20 @@ def top_level_posts(fake: FakeSlack) -> list[Call]:
 
 def placeholder_ts(fake: FakeSlack) -> list[str]:
     return [m["ts"] for m in bot_messages(fake) if not m.get("thread_ts")]
+
+
+async def test_passing_edit_failures_are_retried_in_place(fake: FakeSlack, api: WebApi) -> None:
+    fake.update_errors = ["internal_error"] * 3  # both edits and the first final attempt
+    clock = FakeClock()
+    steps = [
+        (0.0, Submitted("job", 1, 0, ())),
+        (0.5, Delta("Blue")),
+        (0.6, Answer("Blue berries", "eos", 2, 1, ())),
+    ]
+    ts = await placeholder(api)
+    sink = SlackAnswerSink(api, "C1", ts, thread_ts=None, budget=EditBudget(60_000, burst=100))
+    await render_answer(scripted(clock, steps), sink, interval_s=0.2, clock=clock)
+    assert fake.messages["C1"][ts]["text"] == "Blue berries"
+    finals = [u for u in fake.calls_to("chat.update") if u.params["text"] == "Blue berries"]
+    assert len(finals) == 2, "the final edit was tried again"
+    assert [m for m in fake.messages["C1"].values() if m.get("thread_ts")] == []
