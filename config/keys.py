@@ -65,6 +65,27 @@ class Keys:
         """List of a conversation's context blocks, in the order they were added."""
         return f"{self.prefix}:conv:{conversation_id}:context"
 
+    def pending_choice(self, token: str) -> str:
+        """Something a user was asked about (e.g. where a context block goes), until they
+        answer (expires)."""
+        return f"{self.prefix}:pending:{token}"
+
+    def delivery(self, platform: str, delivery_id: str) -> str:
+        """Set once when a platform event is first handled (re-deliveries are dropped)."""
+        return f"{self.prefix}:delivery:{platform}:{delivery_id}"
+
+    def edit_budget(self, platform: str, workspace: str) -> str:
+        """Hash: the message-edit token bucket shared by every bot process of one workspace."""
+        return f"{self.prefix}:editbudget:{{{platform}:{workspace}}}"
+
+    def channel_modes(self, platform: str, workspace: str) -> str:
+        """Hash channel id -> default mode of new conversations there (set by an admin)."""
+        return f"{self.prefix}:channelmodes:{platform}:{workspace}"
+
+    def alerts(self, name: str) -> str:
+        """Hash: count and last time / text of an alert for the admin (e.g. engine offline)."""
+        return f"{self.prefix}:alert:{name}"
+
     # -- games: keys of one workspace share the hash tag ``{platform:workspace}``, so the
     # scoring scripts (which touch a game, its channel's and its workspace's scores) stay on one
     # Redis Cluster slot.

@@ -137,6 +137,22 @@ class SlackSettings(BaseModel):
     game_post_interval_s: float = Field(
         default=1.0, ge=0, le=10, description="at most one game message per channel this often"
     )
+    admin_user_ids: list[str] = Field(
+        default_factory=list,
+        description="users who may reset, switch or clear any conversation and set channel modes",
+    )
+    workspace_admins_are_admins: bool = Field(
+        default=True, description="workspace admins and owners (users.info) count as admins too"
+    )
+    thread_read_limit: int = Field(
+        default=20, ge=1, le=200, description="messages read as context when mentioned in a thread"
+    )
+    event_dedupe_ttl_s: int = Field(
+        default=3600, ge=60, description="how long an event id is remembered (Slack's retries)"
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus port of the Slack app; 0 = off"
+    )
 
 
 class GameSettings(BaseModel):

@@ -7,10 +7,14 @@ server, everything survives a restart of Redis.
 
 from __future__ import annotations
 
+import json
+
 import redis.asyncio as aioredis
 
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
+
+_LINK = "link"
 
 
 class ConversationStore:
@@ -121,6 +125,53 @@ class ConversationStore:
             pipe.delete(name)
             count, _ = await pipe.execute()
         return int(count)
+
+    # -- conversations in a team channel -------------------------------------------------------
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis client (for helpers that keep their own keys, see config/keys.py)."""
+        return self._redis
+
+    @property
+    def keys(self) -> Keys:
+        """The key names."""
+        return self._keys
+
+    async def stored_mode(self, key: ConversationKey) -> Mode | None:
+        """The mode set for this conversation, or None when never set."""
+        raw = await self._redis.hget(self._keys.conversation(key.id), "mode")
+        return Mode(raw) if raw else None
+
+    async def set_meta_once(self, key: ConversationKey, name: str, value: str) -> bool:
+        """Store a setting unless it is already set (HSETNX); True when this call set it."""
+        created = await self._redis.hsetnx(self._keys.conversation(key.id), name, value)
+        await self._touch(key)
+        return bool(created)
+
+    async def link(self, ref: ConversationKey, conversation: ConversationKey) -> None:
+        """Make replies under ``ref`` (a thread, or a message of the bot) continue
+        ``conversation`` (same platform and workspace)."""
+        target = json.dumps([conversation.channel, conversation.thread, conversation.user])
+        await self.set_meta(ref, _LINK, target)
+
+    async def linked(self, ref: ConversationKey) -> ConversationKey | None:
+        """The conversation replies under ``ref`` continue, or None when nothing was linked."""
+        raw = await self.get_meta(ref, _LINK)
+        if raw is None:
+            return None
+        channel, thread, user = json.loads(raw)
+        return ConversationKey(ref.platform, ref.workspace, channel, thread, user)
+
+    async def set_channel_mode(self, channel: ConversationKey, mode: Mode) -> None:
+        """The default mode of conversations started in a channel from now on."""
+        await self.set_mode(channel.channel_key, mode)
+        name = self._keys.channel_modes(channel.platform, channel.workspace)
+        await self._redis.hset(name, channel.channel, mode.value)
+
+    async def channel_modes(self, platform: str, workspace: str) -> dict[str, Mode]:
+        """Channel id -> default mode, for every channel of a workspace where one was set."""
+        raw = await self._redis.hgetall(self._keys.channel_modes(platform, workspace))
+        return {str(channel): Mode(mode) for channel, mode in raw.items()}
 
     async def forget(self, key: ConversationKey) -> None:
         """Delete everything stored for the conversation."""

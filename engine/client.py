@@ -67,10 +67,12 @@ class EngineClient:
         first_chunk_timeout_s: float = 60.0,
         poll_block_ms: int = 1000,
         redis_name: str = "Redis",
+        liveness_check_s: float = 2.0,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._first_chunk_timeout_s = first_chunk_timeout_s
+        self._liveness_check_s = liveness_check_s
         self._poll_block_ms = poll_block_ms
         self._redis_name = redis_name
 
@@ -148,12 +150,15 @@ class EngineClient:
         While no worker has taken the job, yields `Queued` whenever its position changes. If the
         reader stops early (breaks, is cancelled or times out), the job is cancelled so no GPU
         time is wasted on an answer nobody reads. Raises JobFailed / JobTimedOut /
-        EngineUnavailable with a one-line message.
+        EngineUnavailable with a one-line message. While it waits, the workers' heartbeats are
+        checked every ``liveness_check_s``: when none is left the wait ends at once (within a
+        heartbeat TTL of the last worker's death, not after ``first_chunk_timeout_s``).
         """
         out_key = self._keys.job_output(handle.job_id)
         started = False
         last_position: int | None = -1
         waiting_since = time.monotonic()
+        checked_at = waiting_since
         finished = False
         try:
             while True:
@@ -171,6 +176,13 @@ class EngineClient:
                         raise self._unreachable() from None
                     continue
                 if not reply:
+                    if not started and time.monotonic() - checked_at >= self._liveness_check_s:
+                        checked_at = time.monotonic()
+                        if not await self.live_workers():
+                            raise EngineUnavailable(
+                                "The engine worker stopped before answering: "
+                                "start one with `airoboros-bot worker` and ask again."
+                            )
                     if not started:
                         if position is not None and position != last_position:
                             last_position = position

@@ -7,6 +7,8 @@ the names would be flagged as shadowed by every test's parameters).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +25,8 @@ from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.bots.slack.app import build_slack_app
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import SlackSettings
-from tests.bots.fake_slack import BOT_USER, FakeSlack, signed_request
+from airoboros_bot.conversations.models import ConversationKey
+from tests.bots.fake_slack import BOT_USER, TEAM, FakeSlack, signed_request
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -63,9 +66,12 @@ def make_app(
     return build
 
 
-async def dispatch(app: AsyncApp, body: dict[str, Any], *, kind: str = "form") -> BoltResponse:
-    """Hand ``body`` to the app as Slack would send it, signed with `SECRET`."""
-    raw, headers = signed_request(body, SECRET, kind=kind)
+async def dispatch(
+    app: AsyncApp, body: dict[str, Any], *, kind: str = "form", retry_num: int = 0
+) -> BoltResponse:
+    """Hand ``body`` to the app as Slack would send it, signed with `SECRET` (``retry_num``:
+    as Slack sends it again)."""
+    raw, headers = signed_request(body, SECRET, kind=kind, retry_num=retry_num)
     return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
 
 
@@ -97,3 +103,22 @@ def final_answer(fake: FakeSlack, channel: str = "C1") -> dict[str, Any] | None:
         if message["user"] == BOT_USER and is_final(message):
             return message
     return None
+
+
+async def thread_linked(service: ChatService, channel: str, ts: str, timeout: float = 10) -> None:
+    """Wait until the bot has linked thread ``ts`` to its conversation (it does so right after
+    posting the thread's first message)."""
+    ref = ConversationKey("slack", TEAM, channel, ts)
+    deadline = time.monotonic() + timeout
+    while await service.conversation_of(ref) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"thread {ts} was never linked")
+        await asyncio.sleep(0.02)
+
+
+def bot_messages(fake: FakeSlack, channel: str = "C1") -> list[dict[str, Any]]:
+    """The bot's messages in ``channel``, oldest first."""
+    return sorted(
+        (m for m in fake.messages[channel].values() if m["user"] == BOT_USER),
+        key=lambda m: m["ts"],
+    )

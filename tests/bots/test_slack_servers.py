@@ -4,6 +4,8 @@ over a WebSocket, with signed requests, against the fake Slack and the real work
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import signal
 import socket
@@ -31,7 +33,7 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
-from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, job_outputs
+from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, is_final, job_outputs
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
@@ -108,7 +110,9 @@ async def test_http_mode_answers_signed_requests(
             assert time.monotonic() - started < 3.0
         await fake.wait_for(lambda: final_answer(fake), what="the answer")
         assert fake.calls[0].method == "auth.test", "the token is checked at start"
-        history = await service.store.history(ConversationKey("slack", fake.team_id, "C1"))
+        answer_ts = fake.calls_to("chat.update")[0].params["ts"]
+        key = ConversationKey("slack", fake.team_id, "C1", answer_ts)
+        history = await service.store.history(key)
         assert [t.user for t in history] == ["Is the sky blue?"]
         assert await stop_with_sigterm(task) == 0
     finally:
@@ -178,16 +182,61 @@ async def test_socket_mode_receives_envelopes_and_acks_them(
         assert len(opened) == 1 and opened[0].token == fake.app_token
 
         mention = fake.user_message("C1", f"<@{BOT_USER}> and you?")
-        await fake.send_envelope("events_api", event_envelope(mention_event(mention)))
+        event = event_envelope(mention_event(mention))
+        first = await fake.send_envelope("events_api", event)
+        # Slack re-delivers the same event (same event_id) with a new envelope.
+        retried = await fake.send_envelope("events_api", event, retry_attempt=1)
+        await fake.wait_for(lambda: fake.socket_replies.get(retried), timeout=3.0)
+        assert fake.socket_replies.get(first), "both envelopes are acknowledged"
         reply = await fake.wait_for(
             lambda: [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
         )
         assert reply[0].params["thread_ts"] == mention["ts"]
+        thread_answer = ConversationKey("slack", fake.team_id, "C1", mention["ts"])
+        await fake.wait_for(lambda: final_in_thread(fake, mention["ts"]))
+        assert len(await service.store.history(thread_answer)) == 1
+        posted = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+        assert len(posted) == 1, "the re-delivered event got no second answer"
         assert await stop_with_sigterm(task) == 0
     finally:
         if not task.done():
             task.cancel()
         await runtime.close()
+
+
+def final_in_thread(fake: FakeSlack, thread: str) -> list[dict]:
+    return [
+        m
+        for m in fake.messages["C1"].values()
+        if m.get("thread_ts") == thread and m["user"] == BOT_USER and is_final(m)
+    ]
+
+
+async def test_a_signed_body_that_is_not_utf8_gets_400(
+    fake: FakeSlack, events_url: str, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    raw = b"token=x&text=caf\xe9&command=%2Fask&team_id=T0FAKE&channel_id=C1&user_id=U1"
+    stamp = str(int(time.time()))
+    signature = (
+        "v0="
+        + hmac.new(
+            SECRET.encode(), b"v0:" + stamp.encode() + b":" + raw, hashlib.sha256
+        ).hexdigest()
+    )
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": stamp,
+        "x-slack-signature": signature,
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 400
+            assert "could not be read" in (await response.json())["text"]
+        headers["x-slack-signature"] = "v0=" + "0" * 64
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 401, "the signature is checked first"
+    assert fake.calls == []
+    assert await job_outputs(redis, key_prefix) == []
 
 
 @pytest.mark.parametrize(

@@ -220,3 +220,20 @@ async def test_a_deadline_stops_a_running_answer(worker: Worker, client: EngineC
         assert isinstance(done, Chunk) and done.kind == "done"
         assert done.finish_reason == "deadline"
         assert 0 < done.tokens < 1900
+
+
+async def test_a_reader_stops_waiting_soon_after_the_last_worker_dies(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    # A worker that reported in and died: its heartbeat expires, the job is never taken.
+    keys = Keys(key_prefix)
+    await redis.set(keys.worker_health("ghost"), "1", px=800)
+    await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
+    client = EngineClient(
+        redis, keys, first_chunk_timeout_s=60, poll_block_ms=100, liveness_check_s=0.3
+    )
+    handle = await client.submit(Job(PROMPT, max_new_tokens=4))
+    started = time.monotonic()
+    with pytest.raises(EngineUnavailable, match="stopped before answering"):
+        await asyncio.wait_for(_collect(client, handle), 20)
+    assert time.monotonic() - started < 3.0, "not the 60 s first-chunk timeout"
