@@ -200,7 +200,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
-    from airoboros_bot.bots.discord.launch import run_discord
+    from airoboros_bot.bots.discord.client import run_discord
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():  # fail before loading the model

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from airoboros_bot.bots.core.ratelimit import RateLimiter
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.launch import AiroborosBot, build_discord_bot
+from airoboros_bot.bots.discord.client import AiroborosBot, build_discord_bot
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.config.settings import DiscordSettings
 from airoboros_bot.conversations.models import ConversationKey

@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.core import ENGINE_DOWN
-from airoboros_bot.bots.discord.launch import AiroborosBot, run_discord
+from airoboros_bot.bots.discord.admission import ENGINE_DOWN
+from airoboros_bot.bots.discord.client import AiroborosBot, run_discord
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings, load_settings
 from airoboros_bot.conversations.models import ConversationKey, Turn

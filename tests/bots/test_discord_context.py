@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.launch import AiroborosBot
+from airoboros_bot.bots.discord.client import AiroborosBot
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, running_bot, written_answer
 from tests.bots.fake_discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.commands.games import parse_trigger
 from airoboros_bot.bots.discord.game_view import escape, game_embed
-from airoboros_bot.bots.discord.games import parse_trigger
 from airoboros_bot.bots.discord.text import TRIVIA_CHANNEL_NOTE
 from airoboros_bot.bots.games import (
     GameEngine,
@@ -599,7 +599,7 @@ async def test_a_running_game_resumes_when_the_bot_is_rebuilt(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.games")
+    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.commands.games")
     general = key(world, world.general)
     before = games()
     async with running_bot(fake, world, service, redis, key_prefix, games=before) as bot:

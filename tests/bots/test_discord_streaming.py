@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.service import Answer, AnswerEvent, ChatService, Delta, Submitted
-from airoboros_bot.bots.discord.launch import AiroborosBot
+from airoboros_bot.bots.discord.client import AiroborosBot
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey
