@@ -1,5 +1,5 @@
 """The bot's command tree: the access rules checked before every command, and every failure
-answered to the user alone (a `ChatError` / `EngineError` with its message, anything else with
+answered to the user alone (an `AiroborosError` with its message, anything else with
 a short apology and a logged traceback)."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from discord import app_commands
 from airoboros_bot.bots.discord.access import AccessRules
 from airoboros_bot.bots.discord.places import interaction_refusal
 from airoboros_bot.bots.discord.replies import reply_ephemeral
-from airoboros_bot.conversations.errors import ChatError
-from airoboros_bot.engine.errors import EngineError
+from airoboros_bot.config.errors import AiroborosError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class BotTree(app_commands.CommandTree):
             message = "That command came with an option value I can't read: try again."
         else:
             original = getattr(error, "original", error)
-            if isinstance(original, ChatError | EngineError):
+            if isinstance(original, AiroborosError):
                 message = original.user_message
             else:
                 log.error("command %s failed", _command_name(interaction), exc_info=error)

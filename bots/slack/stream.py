@@ -23,8 +23,7 @@ from airoboros_bot.bots.slack.format import (
     escape,
     format_sources,
 )
-from airoboros_bot.conversations.errors import ChatError
-from airoboros_bot.engine.errors import EngineError
+from airoboros_bot.config.errors import AiroborosError
 
 log = logging.getLogger(__name__)
 FAILED = "Sorry, something went wrong on my side; it has been logged. Please ask again."
@@ -147,7 +146,7 @@ async def render_answer(
         async with contextlib.aclosing(_watch_job(events, sink)) as stream:
             try:
                 await stream_answer(stream, sink, view, interval_s=interval_s, clock=clock)
-            except (ChatError, EngineError) as exc:
+            except AiroborosError as exc:
                 await sink.fail(view.text, exc.user_message)
             except Exception:
                 log.exception("an answer failed")

@@ -28,10 +28,10 @@ from airoboros_bot.bots.core.service import (
     Submitted,
 )
 from airoboros_bot.bots.games import AnswerStatus, Commands, GameEngine, GameKind, GameMessage
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ConversationKey
 from airoboros_bot.engine.client import Queued
-from airoboros_bot.engine.errors import EngineError
 
 HELP = """Commands:
   !!exit                 leave (end of input does too)
@@ -133,7 +133,7 @@ class TerminalChat:
                         await self._command(message.strip())
                     elif message.strip() and not await self._play(message):
                         await self._answer(self.service.ask(self.key, message, **self._options()))
-                except (ChatError, EngineError) as exc:
+                except AiroborosError as exc:
                     self._note(f"error: {exc.user_message}")
         finally:
             if self.games is not None:

@@ -26,9 +26,8 @@ from airoboros_bot.bots.discord.places import (
 from airoboros_bot.bots.discord.replies import NO_MENTIONS, reply_ephemeral, reply_to
 from airoboros_bot.bots.discord.running import RunningAnswer, RunningAnswers
 from airoboros_bot.bots.discord.sinks import AnswerSink, InteractionSink, ReplySink
-from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.models import ConversationKey
-from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
                 tracked = self._track(events, running)
                 await stream_answer(tracked, sink, view, interval_s=EDIT_INTERVAL_S)
             await sink.settle()
-        except (ChatError, EngineError) as exc:
+        except AiroborosError as exc:
             log.info("answer failed: %s", exc.user_message)
             with contextlib.suppress(discord.HTTPException):
                 await sink.fail(exc.user_message)
