@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.commands.games import parse_trigger
+from airoboros_bot.bots.discord.commands.games import trivia_post
 from airoboros_bot.bots.discord.game_view import escape, game_embed
 from airoboros_bot.bots.discord.text import TRIVIA_CHANNEL_NOTE
 from airoboros_bot.bots.games import (
@@ -148,13 +148,15 @@ def slash(fake: FakeDiscord, bot: discord.Client, *args, **kwargs) -> dict:
 @pytest.mark.parametrize(
     ("post", "expected"),
     [
-        ("trivia", (GameKind.TRIVIA, "", "", None)),
+        ("trivia", (GameKind.TRIVIA, "", "", 1)),
         ("Trivia space planets 3", (GameKind.TRIVIA, "space planets", "", 3)),
-        ("anagram", (GameKind.ANAGRAM, "", "", None)),
+        ("trivia start space 2", (GameKind.TRIVIA, "space", "", 2)),
+        ("anagram", (GameKind.ANAGRAM, "", "", 1)),
         ("ANAGRAM 2", (GameKind.ANAGRAM, "", "", 2)),
-        ("words", (GameKind.WORDS, "", "", None)),
+        ("words", (GameKind.WORDS, "", "", 1)),
         ("words en 2", (GameKind.WORDS, "", "en", 2)),
         ("anagram please", None),
+        ("anagram ²", None),
         ("words en ex", None),
         ("trivial pursuit", None),
         ("what is trivia", None),
@@ -162,7 +164,7 @@ def slash(fake: FakeDiscord, bot: discord.Client, *args, **kwargs) -> dict:
     ],
 )
 def test_trivia_channel_posts_that_start_a_game(post: str, expected: tuple | None) -> None:
-    request = parse_trigger(post)
+    request = trivia_post(post)
     got = request and (request.kind, request.topic, request.prefix, request.rounds)
     assert got == expected
 

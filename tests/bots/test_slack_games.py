@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock
+from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock, StartGame, parse_post
 from airoboros_bot.bots.games import messages as texts
 from airoboros_bot.bots.games.models import LeaderboardRow, Question, QuestionKind
 from airoboros_bot.bots.slack.app import run_slack
@@ -33,7 +33,7 @@ from airoboros_bot.bots.slack.game_format import (
     game_text,
 )
 from airoboros_bot.bots.slack.game_output import ChannelPacer
-from airoboros_bot.bots.slack.games import GameRequest, trigger
+from airoboros_bot.bots.slack.games import SLACK_GAME_USAGE
 from airoboros_bot.bots.slack.web import WebApi
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import (
@@ -522,18 +522,18 @@ def shown_blocks(block: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("text", "request_"),
     [
-        ("trivia", GameRequest(GameKind.TRIVIA, rounds=1)),
-        ("Trivia start space 3", GameRequest(GameKind.TRIVIA, topic="space", rounds=3)),
-        ("trivia roman history", GameRequest(GameKind.TRIVIA, topic="roman history", rounds=1)),
-        ("anagram", GameRequest(GameKind.ANAGRAM, rounds=1)),
-        ("words en 2", GameRequest(GameKind.WORDS, prefix="en", rounds=2)),
+        ("trivia", StartGame(GameKind.TRIVIA, rounds=1)),
+        ("Trivia start space 3", StartGame(GameKind.TRIVIA, topic="space", rounds=3)),
+        ("trivia roman history", StartGame(GameKind.TRIVIA, topic="roman history", rounds=1)),
+        ("anagram", StartGame(GameKind.ANAGRAM, rounds=1)),
+        ("words en 2", StartGame(GameKind.WORDS, prefix="en", rounds=2)),
         ("wordsmith", None),
         ("triviality", None),
         ("play trivia", None),
     ],
 )
-def test_trivia_channel_triggers(text: str, request_: GameRequest | None) -> None:
-    assert trigger(text) == request_
+def test_trivia_channel_triggers(text: str, request_: StartGame | None) -> None:
+    assert parse_post(text, SLACK_GAME_USAGE) == request_
 
 
 async def test_pacer_keeps_each_channel_to_its_interval_in_order() -> None:

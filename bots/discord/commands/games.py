@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -33,7 +32,10 @@ from airoboros_bot.bots.games import (
     GameEngine,
     GameError,
     GameKind,
+    GameUsage,
     MessageKind,
+    StartGame,
+    parse_post,
 )
 from airoboros_bot.bots.games.engine import MAX_TOPIC_CHARS
 from airoboros_bot.conversations.errors import ChatError
@@ -47,41 +49,21 @@ DISCORD_GAME_COMMANDS = Commands(
     anagram="/anagram",
     words="/words",
 )
+DISCORD_GAME_USAGE = GameUsage.of(DISCORD_GAME_COMMANDS, "/trivia")
 MAX_ROUNDS_OPTION = 1000  # the settings' own maximum (AIROBOROS_GAMES_MAX_ROUNDS) is checked too
 MAX_PREFIX_CHARS = 10
-ON_DEMAND_ROUNDS = 1  # a game started by a post in a trivia channel, unless it says how many
 
 FollowUp = Callable[[], Awaitable[None]]
 Rounds = app_commands.Range[int, 1, MAX_ROUNDS_OPTION]
 
 
-@dataclass(frozen=True)
-class GameRequest:
-    """A game asked for by a post in a trivia channel."""
-
-    kind: GameKind
-    topic: str = ""
-    prefix: str = ""
-    rounds: int | None = None
-
-
-def parse_trigger(content: str) -> GameRequest | None:
-    """``trivia [topic] [rounds]``, ``anagram [rounds]`` or ``words [prefix] [rounds]`` (any
-    case); None for any other post."""
-    words = content.split()
-    if not words:
-        return None
+def trivia_post(content: str) -> StartGame | None:
+    """The game a post in a trivia channel asks for (None: none, or not one that fits: posts
+    there are not answered, so a malformed request is left alone like any other chat)."""
     try:
-        kind = GameKind(words[0].lower())
-    except ValueError:
+        return parse_post(content, DISCORD_GAME_USAGE)
+    except GameError:
         return None
-    rest = words[1:]
-    rounds = int(rest.pop()) if rest and rest[-1].isdecimal() and len(rest[-1]) <= 4 else None
-    if (kind is GameKind.ANAGRAM and rest) or (kind is GameKind.WORDS and len(rest) > 1):
-        return None
-    if kind is GameKind.TRIVIA:
-        return GameRequest(kind, topic=" ".join(rest), rounds=rounds)
-    return GameRequest(kind, prefix=rest[0] if rest else "", rounds=rounds)
 
 
 async def _nothing() -> None:
@@ -237,7 +219,7 @@ class GameCommands(commands.Cog, name="games"):
                 return functools.partial(self._show_outcome, message, outcome)
         if not self.is_trivia_channel(place):
             return None
-        request = parse_trigger(content)
+        request = trivia_post(content)
         if request is not None:
             return functools.partial(self._start_from_message, message, place, request)
         if any(user.id == bot_id for user in message.mentions):
@@ -256,7 +238,7 @@ class GameCommands(commands.Cog, name="games"):
             await reply_to(message, note)
 
     async def _start_from_message(
-        self, message: discord.Message, place: Place, request: GameRequest
+        self, message: discord.Message, place: Place, request: StartGame
     ) -> None:
         refusal = await self.admission.refusal(message.author.id, need_engine=False)
         if refusal:
@@ -268,7 +250,7 @@ class GameCommands(commands.Cog, name="games"):
                 request.kind,
                 topic=request.topic,
                 prefix=request.prefix,
-                rounds=request.rounds or ON_DEMAND_ROUNDS,
+                rounds=request.rounds,
                 user_id=str(message.author.id),
                 user_name=message.author.display_name,
             )
