@@ -7,6 +7,7 @@ the names would be flagged as shadowed by every test's parameters).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -67,6 +68,27 @@ async def dispatch(app: AsyncApp, body: dict[str, Any], *, kind: str = "form") -
     """Hand ``body`` to the app as Slack would send it, signed with `SECRET`."""
     raw, headers = signed_request(body, SECRET, kind=kind)
     return await app.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
+
+
+async def dispatch_and_finish(
+    app: AsyncApp, body: dict[str, Any], *, kind: str = "form", timeout: float = 30.0
+) -> BoltResponse:
+    """`dispatch`, then wait until the listener it started is done.
+
+    bolt acks first and runs the listener as a task, so what the app does about ``body`` (or
+    that it does nothing) is only all visible once that task has finished.
+    """
+    before = asyncio.all_tasks()
+    response = await dispatch(app, body, kind=kind)
+    listeners = {
+        task
+        for task in asyncio.all_tasks() - before
+        if "run_ack_function" in getattr(task.get_coro(), "__qualname__", "")
+    }
+    if listeners:
+        _, pending = await asyncio.wait(listeners, timeout=timeout)
+        assert not pending, "a listener did not finish in time"
+    return response
 
 
 async def job_outputs(redis: aioredis.Redis, key_prefix: str) -> list[str]:

@@ -34,6 +34,7 @@ from tests.bots.fake_slack import (
 from tests.bots.slack_fixtures import (
     AppFactory,
     dispatch,
+    dispatch_and_finish,
     ephemerals,
     is_final,
     job_outputs,
@@ -148,11 +149,15 @@ async def test_threads_the_bot_never_answered_in_are_left_alone(
     reply = fake.user_message("C1", "sure", user="U2", thread_ts=parent["ts"])
     edited = {**fake.user_message("C1", "x"), "subtype": "message_changed"}
     for event in (parent, reply, edited):
-        response = await dispatch(app, event_envelope(event), kind="json")
+        response = await dispatch_and_finish(app, event_envelope(event), kind="json")
         assert response.status == 200
     assert [c.method for c in fake.calls if c.method != "auth.test"] == []
     assert await redis.xlen(Keys(key_prefix).jobs) == 0
     assert await job_outputs(redis, key_prefix) == []
+    # The same wait sees an event the bot does handle: the checks above were not too early.
+    mention = fake.user_message("C1", f"<@{BOT_USER}> hi", thread_ts=parent["ts"])
+    await dispatch_and_finish(app, event_envelope(mention_event(mention)), kind="json")
+    assert fake.calls_to("chat.postMessage"), "answered by the time its listener finished"
 
 
 async def test_context_thread_messages_and_files_become_cited_blocks(

@@ -55,7 +55,14 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
-from tests.bots.slack_fixtures import SECRET, AppFactory, dispatch, ephemerals, job_outputs
+from tests.bots.slack_fixtures import (
+    SECRET,
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    job_outputs,
+)
 from tests.bots.test_slack_servers import free_port, stop_with_sigterm, wait_listening
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
@@ -162,9 +169,9 @@ async def private(fake: FakeSlack, needle: str, user: str = "U1") -> str:
 async def say(
     app: AsyncApp, fake: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1"
 ) -> None:
-    """A person posts ``text`` in the channel (the message event reaches the app)."""
+    """A person posts ``text`` in the channel; returns once the app has handled it."""
     message = fake.user_message(channel, text, user=user)
-    response = await dispatch(app, event_envelope(message), kind="json")
+    response = await dispatch_and_finish(app, event_envelope(message), kind="json")
     assert response.status == 200
 
 

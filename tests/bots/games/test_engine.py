@@ -144,7 +144,7 @@ async def test_hints_reveal_letters_and_points_decay(
     await engine.start(CHANNEL, "trivia", rounds=1)
     await _question(output, clock)
     clock.advance(7.9)
-    await asyncio.sleep(0.05)
+    await clock.idle()  # the loop is asleep again (or never woke): nothing more is coming
     assert not output.of(MessageKind.HINT), "no hint before 40% of the time"
     clock.advance(0.1)
     first = await output.wait_for(MessageKind.HINT)
