@@ -21,7 +21,7 @@ from airoboros_bot.bots.discord.client import AiroborosBot, build_discord_bot
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.config.settings import DiscordSettings
 from airoboros_bot.conversations.models import ConversationKey
-from tests.bots.fake_discord import (
+from tests.fakes.discord import (
     LOADING,
     FakeDiscord,
     Recorded,

@@ -24,7 +24,7 @@ from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.bots.slack.app import build_slack_app
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import SlackSettings
-from tests.bots.fake_slack import BOT_USER, FakeSlack, signed_request
+from tests.fakes.slack import BOT_USER, FakeSlack, signed_request
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 

@@ -31,7 +31,7 @@ from airoboros_bot.engine.protocol import Chunk
 from airoboros_bot.engine.worker import Worker
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, original_edits, running_bot
-from tests.bots.fake_discord import (
+from tests.fakes.discord import (
     EPHEMERAL,
     LOADING,
     FakeDiscord,

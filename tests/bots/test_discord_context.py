@@ -12,7 +12,7 @@ from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.discord.client import AiroborosBot
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, running_bot, written_answer
-from tests.bots.fake_discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
+from tests.fakes.discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
 
 fake, world = discord_fixtures.fake, discord_fixtures.world
 

@@ -30,7 +30,8 @@ from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import GameSettings
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import key, running_bot
-from tests.bots.fake_discord import (
+from tests.bots.games.conftest import FakeClock
+from tests.fakes.discord import (
     EPHEMERAL,
     DiscordError,
     FakeDiscord,
@@ -38,7 +39,6 @@ from tests.bots.fake_discord import (
     assert_no_mentions,
     inject,
 )
-from tests.bots.games.conftest import FakeClock
 
 fake, world = discord_fixtures.fake, discord_fixtures.world
 

@@ -23,7 +23,7 @@ from airoboros_bot.bots.discord.text import (
 )
 from airoboros_bot.config.settings import DiscordSettings, load_settings
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey
-from tests.bots.fake_discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 GUILD, CHANNEL, THREAD, ROLE = 10, 20, 30, 40
 

@@ -25,7 +25,7 @@ from airoboros_bot.engine.client import EngineClient, Queued
 from airoboros_bot.engine.generator import Generator
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import original_edits, running_bot, written_answer
-from tests.bots.fake_discord import FakeDiscord, World, assert_no_mentions, buttons, inject
+from tests.fakes.discord import FakeDiscord, World, assert_no_mentions, buttons, inject
 
 Script = Callable[[str], AsyncIterator[AnswerEvent]]
 JOB = "0123456789abcdef0123456789abcdef"

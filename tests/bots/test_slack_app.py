@@ -1,7 +1,7 @@
 """The real slack-bolt app over the chat service and the real worker on the tiny model.
 
 Requests are signed like Slack signs them and dispatched to the app; its Web API calls go to
-the protocol-true fake in fake_slack.py.
+the protocol-true fake in tests/fakes/slack.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from airoboros_bot.bots.slack.format import escape
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ConversationKey, Mode
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    is_final,
+    job_outputs,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     Call,
@@ -30,14 +38,6 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-)
-from tests.bots.slack_fixtures import (
-    AppFactory,
-    dispatch,
-    dispatch_and_finish,
-    ephemerals,
-    is_final,
-    job_outputs,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app

@@ -16,7 +16,15 @@ from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    final_answer,
+    job_outputs,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     FakeSlack,
@@ -25,14 +33,6 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-)
-from tests.bots.slack_fixtures import (
-    AppFactory,
-    dispatch,
-    dispatch_and_finish,
-    ephemerals,
-    final_answer,
-    job_outputs,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app

@@ -45,16 +45,6 @@ from airoboros_bot.config.settings import (
 )
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
-    BOT_USER,
-    TEAM,
-    Call,
-    FakeSlack,
-    command_body,
-    event_envelope,
-    mention_event,
-    signed_request,
-)
 from tests.bots.slack_fixtures import (
     SECRET,
     AppFactory,
@@ -64,6 +54,16 @@ from tests.bots.slack_fixtures import (
     job_outputs,
 )
 from tests.bots.test_slack_servers import free_port, stop_with_sigterm, wait_listening
+from tests.fakes.slack import (
+    BOT_USER,
+    TEAM,
+    Call,
+    FakeSlack,
+    command_body,
+    event_envelope,
+    mention_event,
+    signed_request,
+)
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 

@@ -23,7 +23,8 @@ from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, job_outputs
+from tests.fakes.slack import (
     BOT_USER,
     FakeSlack,
     command_body,
@@ -31,7 +32,6 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
-from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, job_outputs
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
