@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from airoboros_bot.config.settings import (
 )
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
+from tests.bots.conftest import GameEngineFactory
 from tests.bots.slack_fixtures import (
     SECRET,
     AppFactory,
@@ -85,11 +85,8 @@ def clock() -> ScaledClock:
 
 
 @pytest.fixture
-async def make_games(
-    redis: aioredis.Redis, key_prefix: str, clock: ScaledClock
-) -> AsyncIterator[GamesFactory]:
-    """Game engines on the test's Redis keys (the bank only unless given a model)."""
-    engines: list[GameEngine] = []
+def make_games(make_game_engine: GameEngineFactory, clock: ScaledClock) -> GamesFactory:
+    """Game engines on the fast clock (the bank only unless given a model)."""
 
     def build(model: ChatService | None = None, **overrides: Any) -> GameEngine:
         values: dict[str, Any] = {
@@ -101,21 +98,9 @@ async def make_games(
             "generation_attempts": 1,
             "generation_max_new_tokens": 24,
         }
-        values.update(overrides)
-        engine = GameEngine(
-            redis,
-            Keys(key_prefix),
-            model,
-            GameSettings(**values),
-            clock=clock,
-            rng=random.Random(3),
-        )
-        engines.append(engine)
-        return engine
+        return make_game_engine(model, clock=clock, seed=3, **{**values, **overrides})
 
-    yield build
-    for engine in engines:
-        await engine.close()
+    return build
 
 
 @pytest.fixture
