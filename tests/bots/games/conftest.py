@@ -14,6 +14,14 @@ from tests.bots.conftest import GameEngineFactory
 
 CHANNEL = ConversationKey("test", "w1", "c1")
 START = 1_800_000_000.0
+# What the model writes, in the airoboros style: a multiple-choice and a short-answer question.
+CHOICE = """Question: Which planet is closest to the Sun?
+A) Venus
+B) Mercury
+C) Mars
+D) Earth
+Answer: [B, Mercury]"""
+SHORT = "Question: What is the capital of Kenya?\nAnswer: Nairobi"
 
 
 class FakeClock:
