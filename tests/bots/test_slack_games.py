@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,12 +16,10 @@ import redis.asyncio as aioredis
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock, StartGame, parse_post
 from airoboros_bot.bots.games import messages as texts
 from airoboros_bot.bots.games.models import LeaderboardRow, Question, QuestionKind
-from airoboros_bot.bots.slack.app import run_slack
 from airoboros_bot.bots.slack.game_format import (
     ANAGRAM_USAGE,
     SLACK_GAME_COMMANDS,
@@ -36,11 +33,8 @@ from airoboros_bot.bots.slack.games import SLACK_GAME_USAGE
 from airoboros_bot.bots.slack.web import WebApi
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import (
-    EngineSettings,
     GameSettings,
-    RedisSettings,
     Settings,
-    SlackSettings,
 )
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
@@ -51,9 +45,12 @@ from tests.bots.slack_fixtures import (
     dispatch,
     dispatch_and_finish,
     ephemerals,
+    free_port,
     job_outputs,
+    serving,
+    stop_with_sigterm,
+    wait_listening,
 )
-from tests.bots.test_slack_servers import free_port, stop_with_sigterm, wait_listening
 from tests.fakes.slack import (
     BOT_USER,
     TEAM,
@@ -66,6 +63,7 @@ from tests.fakes.slack import (
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
+settings = slack_fixtures.settings
 
 SPEED = 10.0  # game time runs ten times faster: a 30 s question lasts 3 s
 PACE = 0.05  # seconds between two game messages in one channel
@@ -411,35 +409,24 @@ async def test_a_real_game_on_the_worker_with_the_tiny_model(
 
 # -- run_slack: the engine is built, resumed and closed with the app --------------------------
 @pytest.fixture
-def settings(
-    fake: FakeSlack, redis_url: str, key_prefix: str, demo_model_dir: Path, tmp_path: Path
-) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        redis=RedisSettings(url=redis_url, key_prefix=key_prefix),
-        engine=EngineSettings(model_dir=demo_model_dir, max_new_tokens=16),
-        slack=SlackSettings(
-            bot_token=fake.bot_token,
-            signing_secret=SECRET,
-            api_base_url=fake.api_url,
-            http_host="127.0.0.1",
-            game_post_interval_s=PACE,
-        ),
-        games=GameSettings(use_model=False, question_time_s=30),
+def game_settings(settings: Settings) -> Settings:
+    """`run_slack` settings in HTTP mode with paced games from the bank."""
+    settings.slack = settings.slack.model_copy(
+        update={"app_token": None, "game_post_interval_s": PACE}
     )
+    settings.games = GameSettings(use_model=False, question_time_s=30)
+    return settings
 
 
 async def test_run_slack_resumes_stored_games_and_plays_them(
-    settings: Settings, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
+    game_settings: Settings, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
 ) -> None:
-    before = GameEngine(redis, Keys(key_prefix), None, settings.games)
+    before = GameEngine(redis, Keys(key_prefix), None, game_settings.games)
     await before.start(key(), GameKind.ANAGRAM, rounds=2, user_name="Alice Doe")
     await before.close()  # a game left in Redis by a bot that stopped
 
     port = free_port()
-    runtime = await Runtime(settings).open()
-    task = asyncio.create_task(run_slack(runtime, http=True, port=port))
-    try:
+    async with serving(game_settings, http=True, port=port) as task:
         question = await post_with(fake, "*Anagram 1/2*")
         assert fake.calls_to("auth.test")[0].time < question.time
         await wait_listening(port, task)
@@ -451,10 +438,6 @@ async def test_run_slack_resumes_stored_games_and_plays_them(
             assert r.status == 200
         await post_with(fake, "Anagrams over, stopped by Alice Doe")
         assert await stop_with_sigterm(task) == 0
-    finally:
-        if not task.done():
-            task.cancel()
-        await runtime.close()
     assert await before.status(key()) is None
 
 

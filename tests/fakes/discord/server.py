@@ -306,15 +306,8 @@ class FakeDiscord(DiscordState):
         message: dict[str, Any] | None = None
         if kind in (4, 5):
             flags = (data.get("flags", 0) & EPHEMERAL) | (LOADING if kind == 5 else 0)
-            message = self.message(
-                record.channel_id,
-                self.bot_user,
-                data.get("content") or "",
-                components=data.get("components"),
-                embeds=data.get("embeds"),
-                flags=flags,
-                kind=20,
-                webhook_id=self.application_id,
+            message = self._bot_message(
+                record.channel_id, data, flags=flags, kind=20, webhook_id=self.application_id
             )
             message["interaction_metadata"] = {
                 "id": record.id,
@@ -367,14 +360,10 @@ class FakeDiscord(DiscordState):
         record = self._webhook(app, token)
         data = body or {}
         check_content(data, creating=True)
-        message = self.message(
+        message = self._bot_message(
             record.channel_id,
-            self.bot_user,
-            data.get("content") or "",
-            components=data.get("components"),
-            embeds=data.get("embeds"),
+            data,
             flags=data.get("flags", 0) & EPHEMERAL,
-            kind=0,
             webhook_id=self.application_id,
         )
         record.followup_ids.append(message["id"])
@@ -407,6 +396,21 @@ class FakeDiscord(DiscordState):
         self.deleted.add(message["id"])
         return web.Response(status=204)
 
+    def _bot_message(
+        self, channel_id: str, data: Mapping[str, Any], *, flags: int, kind: int = 0, **extra: Any
+    ) -> dict[str, Any]:
+        """A message the bot sent with the fields of ``data`` (content, components, embeds)."""
+        return self.message(
+            channel_id,
+            self.bot_user,
+            data.get("content") or "",
+            components=data.get("components"),
+            embeds=data.get("embeds"),
+            flags=flags,
+            kind=kind,
+            **extra,
+        )
+
     # channels ----------------------------------------------------------------------------------
     def _channel(self, channel_id: str) -> dict[str, Any]:
         channel = self.channels.get(channel_id)
@@ -429,12 +433,9 @@ class FakeDiscord(DiscordState):
         data = body or {}
         check_content(data, creating=True)
         reference = data.get("message_reference")
-        message = self.message(
+        message = self._bot_message(
             channel_id,
-            self.bot_user,
-            data.get("content") or "",
-            components=data.get("components"),
-            embeds=data.get("embeds"),
+            data,
             flags=data.get("flags", 0),
             kind=19 if reference else 0,
             message_reference=reference,
