@@ -10,7 +10,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -146,13 +147,38 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
     assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
 
 
-async def test_queued_jobs_and_readers_survive_a_redis_restart(
-    tmp_path: Path, generator: Generator
-) -> None:
+@dataclass
+class Restartable:
+    """An engine client on a Redis server the test stops and starts again."""
+
+    server: RestartableValkey
+    redis: aioredis.Redis
+    keys: Keys
+    client: EngineClient
+
+
+@pytest.fixture
+async def restartable(tmp_path: Path) -> AsyncIterator[Restartable]:
     server = RestartableValkey(tmp_path / "valkey")
-    keys = Keys("restart")
     redis = aioredis.Redis.from_url(server.url, decode_responses=True)
+    keys = Keys("restart")
     client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
+    try:
+        yield Restartable(server, redis, keys, client)
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
+async def test_queued_jobs_and_readers_survive_a_redis_restart(
+    restartable: Restartable, generator: Generator
+) -> None:
+    server, redis, keys, client = (
+        restartable.server,
+        restartable.redis,
+        restartable.keys,
+        restartable.client,
+    )
     settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1000)
     worker = Worker(redis, generator, keys, settings, name="after-restart")
     await worker.heartbeat()  # reported in, not serving yet: the jobs stay queued
@@ -167,26 +193,24 @@ async def test_queued_jobs_and_readers_survive_a_redis_restart(
     server.stop()  # Redis goes away under the waiting readers
     await asyncio.sleep(1.0)
     server.start()
-    try:
-        serving = asyncio.create_task(worker.run())
-        results = await asyncio.wait_for(asyncio.gather(*readers), 60)
-        worker.stop()
-        await serving
-        for chunks in results:
-            done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
-            assert len(done) == 1 and done[0].tokens >= 1
-    finally:
-        await redis.aclose()
-        server.stop()
+    serving = asyncio.create_task(worker.run())
+    results = await asyncio.wait_for(asyncio.gather(*readers), 60)
+    worker.stop()
+    await serving
+    for chunks in results:
+        done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
+        assert len(done) == 1 and done[0].tokens >= 1
 
 
 async def test_redis_restarting_mid_answer_loses_nothing(
-    tmp_path: Path, generator: Generator
+    restartable: Restartable, generator: Generator
 ) -> None:
-    server = RestartableValkey(tmp_path / "valkey")
-    keys = Keys("midjob")
-    redis = aioredis.Redis.from_url(server.url, decode_responses=True)
-    client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
+    server, redis, keys, client = (
+        restartable.server,
+        restartable.redis,
+        restartable.keys,
+        restartable.client,
+    )
     settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1500)
     worker = Worker(redis, generator, keys, settings, name="steady")
     await worker.heartbeat()
@@ -211,5 +235,3 @@ async def test_redis_restarting_mid_answer_loses_nothing(
     finally:
         worker.stop()
         await asyncio.wait_for(serving, 30)
-        await redis.aclose()
-        server.stop()
