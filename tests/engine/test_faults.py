@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import redis.asyncio as aioredis
@@ -147,14 +147,20 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
     assert (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"] == 0
 
 
-@dataclass
-class Restartable:
+class Restartable(NamedTuple):
     """An engine client on a Redis server the test stops and starts again."""
 
     server: RestartableValkey
     redis: aioredis.Redis
     keys: Keys
     client: EngineClient
+
+    async def worker(self, generator: Generator, name: str, claim_idle_ms: int) -> Worker:
+        """A worker on this Redis that has reported in (it serves once run)."""
+        settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=claim_idle_ms)
+        worker = Worker(self.redis, generator, self.keys, settings, name=name)
+        await worker.heartbeat()
+        return worker
 
 
 @pytest.fixture
@@ -173,15 +179,8 @@ async def restartable(tmp_path: Path) -> AsyncIterator[Restartable]:
 async def test_queued_jobs_and_readers_survive_a_redis_restart(
     restartable: Restartable, generator: Generator
 ) -> None:
-    server, redis, keys, client = (
-        restartable.server,
-        restartable.redis,
-        restartable.keys,
-        restartable.client,
-    )
-    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1000)
-    worker = Worker(redis, generator, keys, settings, name="after-restart")
-    await worker.heartbeat()  # reported in, not serving yet: the jobs stay queued
+    server, redis, keys, client = restartable
+    worker = await restartable.worker(generator, "after-restart", 1000)  # not serving yet
     await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
     handles = [await client.submit(Job(PROMPT, max_new_tokens=16)) for _ in range(3)]
 
@@ -205,15 +204,8 @@ async def test_queued_jobs_and_readers_survive_a_redis_restart(
 async def test_redis_restarting_mid_answer_loses_nothing(
     restartable: Restartable, generator: Generator
 ) -> None:
-    server, redis, keys, client = (
-        restartable.server,
-        restartable.redis,
-        restartable.keys,
-        restartable.client,
-    )
-    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1500)
-    worker = Worker(redis, generator, keys, settings, name="steady")
-    await worker.heartbeat()
+    server, redis, keys, client = restartable
+    worker = await restartable.worker(generator, "steady", 1500)
     serving = asyncio.create_task(worker.run())
     try:
         handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
