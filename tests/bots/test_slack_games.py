@@ -328,20 +328,17 @@ async def test_bad_game_commands_get_clear_private_answers(
 ) -> None:
     # Every start asked for counts, refused ones too (the 99 rounds below and one game).
     app = make_app(service, games=games, rate_limit_per_minute=2, game_post_interval_s=PACE)
-    await command(app, "/trivia")
-    assert await private(fake, "Usage: `/trivia start") == TRIVIA_USAGE
-    await command(app, "/trivia", "begin")
-    assert (await private(fake, "I don't know")).startswith("I don't know `/trivia begin`.")
-    await command(app, "/anagram", "many")
-    assert await private(fake, "Usage: `/anagram") == ANAGRAM_USAGE
-    await command(app, "/words", "en un")
-    await private(fake, "Usage: `/words [prefix] [rounds]`")
-    await command(app, "/trivia", "leaderboard galaxy")
-    await private(fake, "Usage: `/trivia leaderboard [channel | workspace]`.")
-    await command(app, "/trivia", "stop")
-    await private(fake, "No game is running here.")
-    await command(app, "/trivia", "start space 99")
-    await private(fake, "Rounds must be between 1 and 30.")
+    for name, text, reply in (
+        ("/trivia", "", TRIVIA_USAGE),
+        ("/trivia", "begin", f"I don't know `/trivia begin`. {TRIVIA_USAGE}"),
+        ("/anagram", "many", ANAGRAM_USAGE),
+        ("/words", "en un", "Usage: `/words [prefix] [rounds]`"),
+        ("/trivia", "leaderboard galaxy", "Usage: `/trivia leaderboard [channel | workspace]`."),
+        ("/trivia", "stop", "No game is running here."),
+        ("/trivia", "start space 99", "Rounds must be between 1 and 30."),
+    ):
+        await command(app, name, text)
+        assert (await private(fake, reply)).startswith(reply)
 
     # Access rules and the rate limit apply to starting games.
     await command(app, "/words", "en 1")
