@@ -163,8 +163,8 @@ async def test_threads_the_bot_never_answered_in_are_left_alone(
 async def test_context_thread_messages_and_files_become_cited_blocks(
     app: AsyncApp, fake: FakeSlack, service: ChatService
 ) -> None:
-    await dispatch(app, command_body("/context", "Blueberry facts"))
-    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await dispatch_and_finish(app, command_body("/context", "Blueberry facts"))
+    posts = fake.calls_to("chat.postMessage")  # the thread is stored after its parent is posted
     assert "Context: Blueberry facts" in posts[0].params["text"]
     thread = next(iter(fake.messages["C1"]))
     key = channel_key(thread=thread)
