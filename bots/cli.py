@@ -15,11 +15,11 @@ from pathlib import Path
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.bots.terminal.chat import TerminalChat
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import Settings, SettingsError, load_settings
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.prompt import fit_prompt
-from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.model.manifest import read_manifest
 from airoboros_bot.engine.supervisor import supervise
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"airoboros-bot: {exc}", file=sys.stderr)
+        print(f"airoboros-bot: {exc.user_message}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level if args.command != "chat" else logging.WARNING,
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
-    except (ChatError, EngineError) as exc:
+    except AiroborosError as exc:
         print(f"airoboros-bot: {exc.user_message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -213,7 +213,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
-    from airoboros_bot.bots.discord.launch import run_discord
+    from airoboros_bot.bots.discord.client import run_discord
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():  # fail before loading the model

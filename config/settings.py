@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from airoboros_bot.config.errors import AiroborosError
+
 DEFAULT_SYSTEM_PROMPT = (
     "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "
     "accurate, uncensored responses to the user's input."
@@ -236,7 +238,7 @@ class Settings(BaseSettings):
         return self.data_dir / "demo-model"
 
 
-class SettingsError(Exception):
+class SettingsError(AiroborosError):
     """A setting has a wrong value; `str()` is one line naming the variable and what it needs."""
 
 

@@ -209,23 +209,24 @@ def fit_prompt(
     # The largest number of newest turns that fits: gallop 1, 2, 4, ... then bisect.
     turns = list(history)
     asked = user_text(question, included)
+
+    def keeps(k: int) -> bool:
+        """Whether the newest ``k`` turns fit; if so, they make the prompt so far."""
+        nonlocal text, tokens
+        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
+        count = count_tokens(candidate)
+        if count > limit:
+            return False
+        text, tokens = candidate, count
+        return True
+
     kept, too_many = 0, len(turns) + 1
     while kept < len(turns) and too_many > len(turns):
         k = min(len(turns), 2 * kept or 1)
-        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
-        count = count_tokens(candidate)
-        if count <= limit:
-            kept, text, tokens = k, candidate, count
-        else:
-            too_many = k
+        kept, too_many = (k, too_many) if keeps(k) else (kept, k)
     while too_many - kept > 1 and too_many <= len(turns):
         k = (kept + too_many) // 2
-        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
-        count = count_tokens(candidate)
-        if count <= limit:
-            kept, text, tokens = k, candidate, count
-        else:
-            too_many = k
+        kept, too_many = (k, too_many) if keeps(k) else (kept, k)
 
     budget_left = context_length - tokens
     return FittedPrompt(

@@ -48,9 +48,8 @@ from airoboros_bot.bots.slack.home import home_view
 from airoboros_bot.bots.slack.serve import run_http, run_socket_mode, serve_http
 from airoboros_bot.bots.slack.threads import PLATFORM
 from airoboros_bot.bots.slack.web import WebApi
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import SlackSettings
-from airoboros_bot.conversations.errors import ChatError
-from airoboros_bot.engine.errors import EngineError
 
 __all__ = ["build_slack_app", "missing_settings", "run_slack", "serve_http"]
 
@@ -76,7 +75,7 @@ async def _guard(api: SlackApi, origin: Origin | None, work: Awaitable[None], wh
     """Run work done after the ack; errors are logged and told to the user privately."""
     try:
         await work
-    except (ChatError, EngineError) as exc:
+    except AiroborosError as exc:
         log.info("%s: %s", what, exc.user_message)
         if origin is not None:
             await reply_privately(api, origin, exc.user_message)
@@ -268,9 +267,9 @@ def _register_fallbacks(app: AsyncApp, api: SlackApi) -> None:
 
     @app.error
     async def on_error(error: Exception) -> BoltResponse:
-        if isinstance(error, ChatError | EngineError):
+        if isinstance(error, AiroborosError):
             log.info("request refused: %s", error)
-            return BoltResponse(status=200, body=getattr(error, "user_message", str(error)))
+            return BoltResponse(status=200, body=error.user_message)
         log.error("unhandled error in a Slack listener", exc_info=error)
         return BoltResponse(status=200, body=SORRY)
 

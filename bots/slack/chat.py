@@ -54,11 +54,11 @@ from airoboros_bot.bots.slack.threads import (
     link_thread,
     linked_conversation,
 )
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import SlackSettings
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ConversationKey
 from airoboros_bot.engine.client import EngineUnavailable
-from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class SlackChat:
             pages = view.pages()
         except EngineUnavailable as exc:
             pages = [f":warning: {await self.alerts.engine_offline(exc.user_message)}"]
-        except (ChatError, EngineError) as exc:
+        except AiroborosError as exc:
             pages = [f":warning: {escape(exc.user_message)}"]
         header = question_header(origin.user, question).replace(" asked:", " asked privately:")
         for index, page in enumerate(pages):

@@ -27,9 +27,8 @@ from airoboros_bot.bots.slack.format import (
     escape,
     format_sources,
 )
-from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.engine.client import EngineUnavailable
-from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 FAILED = "Sorry, something went wrong on my side; it has been logged. Please ask again."
@@ -236,7 +235,7 @@ async def render_answer(
                 if alerts is not None:
                     message = await alerts.engine_offline(exc.user_message)
                 await sink.fail(view.text, message)
-            except (ChatError, EngineError) as exc:
+            except AiroborosError as exc:
                 await sink.fail(view.text, exc.user_message)
             except Exception:
                 log.exception("an answer failed")

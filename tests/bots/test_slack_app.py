@@ -1,7 +1,7 @@
 """The real slack-bolt app over the chat service and the real worker on the tiny model.
 
 Requests are signed like Slack signs them and dispatched to the app; its Web API calls go to
-the protocol-true fake in fake_slack.py.
+the protocol-true fake in tests/fakes/slack.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from airoboros_bot.bots.slack.format import escape
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ConversationKey, Mode
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    bot_messages,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    is_final,
+    job_outputs,
+    thread_linked,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     Call,
@@ -30,15 +40,6 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-)
-from tests.bots.slack_fixtures import (
-    AppFactory,
-    bot_messages,
-    dispatch,
-    ephemerals,
-    is_final,
-    job_outputs,
-    thread_linked,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
@@ -172,18 +173,22 @@ async def test_threads_the_bot_never_answered_in_are_left_alone(
     reply = fake.user_message("C1", "sure", user="U2", thread_ts=parent["ts"])
     edited = {**fake.user_message("C1", "x"), "subtype": "message_changed"}
     for event in (parent, reply, edited):
-        response = await dispatch(app, event_envelope(event), kind="json")
+        response = await dispatch_and_finish(app, event_envelope(event), kind="json")
         assert response.status == 200
     assert [c.method for c in fake.calls if c.method != "auth.test"] == []
     assert await redis.xlen(Keys(key_prefix).jobs) == 0
     assert await job_outputs(redis, key_prefix) == []
+    # The same wait sees an event the bot does handle: the checks above were not too early.
+    mention = fake.user_message("C1", f"<@{BOT_USER}> hi", thread_ts=parent["ts"])
+    await dispatch_and_finish(app, event_envelope(mention_event(mention)), kind="json")
+    assert fake.calls_to("chat.postMessage"), "answered by the time its listener finished"
 
 
 async def test_context_thread_messages_and_files_become_cited_blocks(
     app: AsyncApp, fake: FakeSlack, service: ChatService
 ) -> None:
-    await dispatch(app, command_body("/context", "Blueberry facts"))
-    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await dispatch_and_finish(app, command_body("/context", "Blueberry facts"))
+    posts = fake.calls_to("chat.postMessage")  # the thread is stored after its parent is posted
     assert "Context: Blueberry facts" in posts[0].params["text"]
     thread = next(iter(fake.messages["C1"]))
     await thread_linked(service, "C1", thread)

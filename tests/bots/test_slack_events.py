@@ -10,15 +10,6 @@ from slack_bolt.async_app import AsyncApp
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.conversations.models import ConversationKey, Mode
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
-    BOT_USER,
-    TEAM,
-    FakeSlack,
-    command_body,
-    event_envelope,
-    home_opened,
-    mention_event,
-)
 from tests.bots.slack_fixtures import (
     AppFactory,
     bot_messages,
@@ -26,6 +17,15 @@ from tests.bots.slack_fixtures import (
     ephemerals,
     is_final,
     job_outputs,
+)
+from tests.fakes.slack import (
+    BOT_USER,
+    TEAM,
+    FakeSlack,
+    command_body,
+    event_envelope,
+    home_opened,
+    mention_event,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app

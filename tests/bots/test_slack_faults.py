@@ -17,7 +17,16 @@ from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    final_answer,
+    job_outputs,
+    thread_linked,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     FakeSlack,
@@ -26,14 +35,6 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-)
-from tests.bots.slack_fixtures import (
-    AppFactory,
-    dispatch,
-    ephemerals,
-    final_answer,
-    job_outputs,
-    thread_linked,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
@@ -137,10 +138,10 @@ async def test_malformed_payloads_are_answered_politely(
         {"type": "message", "text": "no user, no channel", "ts": "1.1"},
         {"type": "app_mention", "text": f"<@{BOT_USER}> hi", "ts": "1.2"},
     ):
-        assert (await dispatch(app, event_envelope(event), kind="json")).status == 200
+        assert (await dispatch_and_finish(app, event_envelope(event), kind="json")).status == 200
 
     stop = block_action("stop_answer", "", message_ts="1.3")
-    assert (await dispatch(app, stop, kind="payload")).status == 200
+    assert (await dispatch_and_finish(app, stop, kind="payload")).status == 200
     shortcut = message_action({"ts": "1.4", "text": "x"})
     del shortcut["message"]
     assert (await dispatch(app, shortcut, kind="payload")).status == 200
@@ -191,10 +192,9 @@ async def test_access_rules(
         response = await dispatch(app, command_body(command, "hello"))
         assert response.status == 200 and refusal in str(response.body)
     mention = fake.user_message("C1", f"<@{BOT_USER}> hello")
-    await dispatch(app, event_envelope(mention_event(mention)), kind="json")
+    await dispatch_and_finish(app, event_envelope(mention_event(mention)), kind="json")
     shortcut = message_action(fake.user_message("C1", "doc"), response_url=fake.response_url())
-    await dispatch(app, shortcut, kind="payload")
-    await fake.wait_for(lambda: ephemerals(fake))
+    await dispatch_and_finish(app, shortcut, kind="payload")
     assert ephemerals(fake) == [refusal]
     assert fake.calls_to("chat.postMessage") == []
     assert await no_jobs(redis, key_prefix)

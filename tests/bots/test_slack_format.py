@@ -24,8 +24,8 @@ from airoboros_bot.bots.slack.format import (
 from airoboros_bot.config.settings import SlackSettings
 from airoboros_bot.conversations.models import ContextBlock
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import FakeSlack, command_body
 from tests.bots.slack_fixtures import SECRET, dispatch
+from tests.fakes.slack import FakeSlack, command_body
 
 fake, client = slack_fixtures.fake, slack_fixtures.client
 

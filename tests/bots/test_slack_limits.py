@@ -22,8 +22,8 @@ from airoboros_bot.bots.slack.web import WebApi
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import BOT_USER, Call, FakeSlack, command_body
 from tests.bots.slack_fixtures import AppFactory, bot_messages, dispatch, is_final
+from tests.fakes.slack import BOT_USER, Call, FakeSlack, command_body
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
