@@ -26,7 +26,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -60,7 +61,7 @@ class RedisTarget:
     """Where Redis is, parsed from AIROBOROS_REDIS_URL (and AIROBOROS_REDIS_CLUSTER)."""
 
     topology: Topology
-    url: str
+    url: str = field(repr=False)
     hosts: tuple[tuple[str, int], ...] = ()
     master: str = ""
     db: int = 0
@@ -182,9 +183,29 @@ class _PrimaryFollowingSSLConnection(_PrimaryFollowingConnection, SSLConnection)
     """The same over TLS."""
 
 
+RETRIES = 24
+RETRY_CAP_S = 0.5
+
+
+class _ReconnectRetry(Retry):
+    """Retries lost connections; never a wrong password or a missing permission (redis-py
+    counts those as connection errors too, and would retry them for the whole budget)."""
+
+    async def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):  # type: ignore[no-untyped-def]
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, AuthenticationError | AuthorizationError):
+                return False
+            return is_retryable(error) if is_retryable else True
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
 def retry_policy() -> Retry:
-    """Reconnect and retry a command for about 9 s (covers a Sentinel failover or a restart)."""
-    return Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=8)
+    """Reconnect and retry a command for about 10 s (a Sentinel failover, a restart), at least
+    every half second, so a client notices the new primary soon after it is there; jittered so
+    that many clients do not come back in the same millisecond."""
+    backoff = ExponentialWithJitterBackoff(cap=RETRY_CAP_S, base=0.05)
+    return _ReconnectRetry(backoff, retries=RETRIES)
 
 
 def _common_options(target: RedisTarget) -> dict[str, Any]:
@@ -250,10 +271,25 @@ def _url_free(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in ("username", "password")}
 
 
+async def check_topology(client: RedisClient, target: RedisTarget) -> None:
+    """Refuse a single-server client on a Redis Cluster node (every command on a key of
+    another node would fail with MOVED): `RedisUrlError` says which setting to change."""
+    if target.topology == "cluster":
+        return
+    try:
+        await client.execute_command("CLUSTER", "INFO")
+    except ResponseError:  # cluster support disabled (or not allowed to ask): one server
+        return
+    raise RedisUrlError(
+        f"{redact_url(target.url)} is a Redis Cluster node: write redis+cluster:// "
+        "or set AIROBOROS_REDIS_CLUSTER=true"
+    )
+
+
 async def connect(
     url: str, *, cluster: bool = False, sentinel_password: str | None = None
 ) -> RedisClient:
-    """Parse the URL, build the client and check it answers (PING).
+    """Parse the URL, build the client and check it answers (PING) and fits the server.
 
     Raises `RedisUrlError` for a URL that cannot be used, redis-py's ConnectionError /
     TimeoutError (or OSError) when the server cannot be reached; the client is closed then.
@@ -262,6 +298,7 @@ async def connect(
     client = client_for(target, sentinel_password=sentinel_password)
     try:
         await client.ping()
+        await check_topology(client, target)
     except BaseException:
         await client.aclose()
         raise

@@ -25,6 +25,7 @@ from airoboros_bot.engine.redis_connect import (
     RedisClient,
     RedisTarget,
     RedisUrlError,
+    check_topology,
     client_for,
     redact_url,
 )
@@ -137,7 +138,11 @@ class Runtime:
             ) from None
         try:
             await self.redis.ping()
+            await check_topology(self.redis, self.redis_target)
             await ConversationStore(self.redis, self.keys).upgrade_key_layout()
+        except RedisUrlError as exc:
+            await self.close()
+            raise EngineUnavailable(f"AIROBOROS_REDIS_URL: {exc}") from None
         except (RedisError, OSError) as exc:
             await self.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
