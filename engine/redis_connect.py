@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
@@ -157,6 +158,24 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, number
 
 
+class _StreamKeysParser(AsyncCommandsParser):
+    """Finds the keys of XREAD / XREADGROUP without asking the server.
+
+    redis-py's cluster client routes a command by its keys; for commands whose keys move
+    (``STREAMS k1 k2 id1 id2``) it asks a node with ``COMMAND GETKEYS`` first, a second round
+    trip for every read of a reply stream and of the job stream.
+    """
+
+    async def get_keys(self, *args: Any) -> tuple[str, ...] | None:
+        if str(args[0]).upper() in ("XREAD", "XREADGROUP"):
+            words = [a.decode() if isinstance(a, bytes) else str(a) for a in args]
+            upper = [w.upper() for w in words]
+            if "STREAMS" in upper:
+                rest = args[upper.index("STREAMS") + 1 :]
+                return tuple(rest[: len(rest) // 2])
+        return await super().get_keys(*args)
+
+
 class _PrimaryFollowingConnection(SentinelManagedConnection):
     """A connection that asks the Sentinels for the primary every time it (re)connects.
 
@@ -230,13 +249,15 @@ def client_for(target: RedisTarget, *, sentinel_password: str | None = None) -> 
     retry_on = [RedisConnectionError, RedisTimeoutError]
     if target.topology == "cluster":
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
-        return RedisCluster(
+        cluster = RedisCluster(
             startup_nodes=nodes,
             ssl=target.tls,
             retry=retry_policy(),
             retry_on_error=retry_on,
             **options,
         )
+        cluster.commands_parser = _StreamKeysParser()
+        return cluster
     if target.topology == "sentinel":
         sentinel_options: dict[str, Any] = {
             "socket_connect_timeout": 3,
