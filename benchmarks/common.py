@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ctranslate2
-import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import STOP_STRINGS
 from airoboros_bot.config.keys import Keys
@@ -43,6 +42,7 @@ from airoboros_bot.engine.generator import Generator, SamplingParams
 from airoboros_bot.engine.model.atomic import build_once
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.protocol import Job, Sampling
+from airoboros_bot.engine.redis_connect import connect
 from airoboros_bot.engine.tokenizer import Tokenizer
 from airoboros_bot.engine.worker import Worker
 
@@ -244,7 +244,7 @@ async def whole_path(
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     keys = Keys(prefix)
     name = f"bench-{worker_mode}-{uuid.uuid4().hex[:6]}"
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    redis = await connect(redis_url)  # any AIROBOROS_REDIS_URL form: REDIS_URL may be a cluster
     client = EngineClient(redis, keys, first_chunk_timeout_s=FIRST_CHUNK_TIMEOUT_S)
     process: subprocess.Popen[bytes] | None = None
     worker: Worker | None = None

@@ -1,6 +1,17 @@
 """Every Redis key airoboros-bot uses, in one place.
 
-Keys of one job share the hash tag ``{job id}`` so a Redis Cluster keeps them on one slot.
+On a Redis Cluster, a command or script over several keys must stay in one hash slot, so the
+keys used together share a hash tag (the part in braces decides the slot):
+
+- one job: ``{job id}`` (reply stream, cancel key, ...); a job id of the form ``tag~rest`` uses
+  ``{tag}`` instead, so a reader can give the jobs it waits for one tag and read all their
+  reply streams with one ``XREAD`` (which must not span slots);
+- one conversation: ``{conversation id}`` (settings, turns, context blocks);
+- one workspace's games: ``{platform:workspace}`` (game, scores, names, per-question scratch).
+
+Keys never used together (the job stream, the worker registry, rate limits) need no tag. The
+job stream is one key, so one cluster node serves the whole queue (a few commands per job, not
+per token: see README, Scaling out).
 """
 
 from __future__ import annotations
@@ -26,13 +37,17 @@ class Keys:
         """Jobs that failed too many times."""
         return f"{self.prefix}:jobs:dead"
 
+    def _job(self, job_id: str) -> str:
+        tag, sep, rest = job_id.partition("~")
+        return f"{self.prefix}:job:{{{tag}}}{sep}{rest}"
+
     def job_output(self, job_id: str) -> str:
         """The reply stream of one job."""
-        return f"{self.prefix}:job:{{{job_id}}}:out"
+        return f"{self._job(job_id)}:out"
 
     def job_cancel(self, job_id: str) -> str:
         """Set when the job's reader asks it to stop."""
-        return f"{self.prefix}:job:{{{job_id}}}:cancel"
+        return f"{self._job(job_id)}:cancel"
 
     def worker_health(self, worker: str) -> str:
         """A worker's heartbeat key (expires when the worker stops reporting)."""
@@ -55,15 +70,26 @@ class Keys:
 
     def conversation(self, conversation_id: str) -> str:
         """Hash with a conversation's settings (mode, title)."""
-        return f"{self.prefix}:conv:{conversation_id}"
+        return f"{self.prefix}:conv:{{{conversation_id}}}"
 
     def conversation_turns(self, conversation_id: str) -> str:
         """List of a conversation's finished turns, oldest first."""
-        return f"{self.prefix}:conv:{conversation_id}:turns"
+        return f"{self.prefix}:conv:{{{conversation_id}}}:turns"
 
     def conversation_context(self, conversation_id: str) -> str:
         """List of a conversation's context blocks, in the order they were added."""
-        return f"{self.prefix}:conv:{conversation_id}:context"
+        return f"{self.prefix}:conv:{{{conversation_id}}}:context"
+
+    @property
+    def layout(self) -> str:
+        """The key layout version stored in Redis (2: conversation keys carry a hash tag)."""
+        return f"{self.prefix}:layout"
+
+    @property
+    def legacy_conversation_pattern(self) -> str:
+        """Matches the conversation keys of layout 1 (and those of layout 2, told apart by
+        their braces)."""
+        return f"{self.prefix}:conv:*"
 
     def pending_choice(self, token: str) -> str:
         """Something a user was asked about (e.g. where a context block goes), until they

@@ -32,12 +32,28 @@ class RedisSettings(BaseModel):
 
     url: str | None = Field(
         default=None,
-        description="redis:// URL of an existing Redis/Valkey; unset = start an embedded Valkey",
+        description="an existing Redis/Valkey: redis:// or rediss:// (one server), "
+        "redis+cluster://host:port[,host:port] (Redis Cluster), "
+        "redis+sentinel://host:port[,host:port]/master-name (Sentinel); "
+        "unset = start an embedded Valkey",
+    )
+    cluster: bool = Field(
+        default=False,
+        description="AIROBOROS_REDIS_URL is a Redis Cluster node (= redis+cluster://)",
+    )
+    sentinel_password: SecretStr | None = Field(
+        default=None, description="password of the Sentinels themselves, if they require one"
     )
     data_dir: Path | None = Field(
         default=None, description="data directory of the embedded Valkey (AOF persistence)"
     )
     key_prefix: str = Field(default="airoboros", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_url(self) -> RedisSettings:
+        if self.cluster and not self.url:
+            raise ValueError("AIROBOROS_REDIS_CLUSTER=true needs AIROBOROS_REDIS_URL (a node)")
+        return self
 
 
 class EngineSettings(BaseModel):
@@ -257,5 +273,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
+        if first["type"] == "value_error" and ENV_PREFIX in first["msg"]:
+            # Our own validators name their variables: keep their words as written.
+            raise SettingsError(first["msg"].removeprefix("Value error, ")) from None
         name = _env_name(tuple(first["loc"]))
         raise SettingsError(f"{name}: {first['msg'].lower()}") from None

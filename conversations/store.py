@@ -8,13 +8,18 @@ server, everything survives a restart of Redis.
 from __future__ import annotations
 
 import json
+import logging
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 
 _LINK = "link"
+log = logging.getLogger(__name__)
+KEY_LAYOUT = 2
+"""Layout 2: a conversation's keys share the hash tag ``{conversation id}`` (Redis Cluster)."""
 
 
 class ConversationStore:
@@ -176,3 +181,45 @@ class ConversationStore:
     async def forget(self, key: ConversationKey) -> None:
         """Delete everything stored for the conversation."""
         await self._redis.delete(*self._all_keys(key))
+
+    # -- key layout ---------------------------------------------------------------------------
+    async def upgrade_key_layout(self) -> int:
+        """Rename conversation keys written before they had a hash tag; returns how many moved.
+
+        Runs once per Redis (the layout key records it) and is safe from several processes at
+        once: RENAMENX never overwrites, and a key another process moved first is skipped.
+        """
+        if int(await self._redis.get(self._keys.layout) or 1) >= KEY_LAYOUT:
+            return 0
+        head = self._keys.legacy_conversation_pattern.removesuffix("*")
+        moved = 0
+        async for name in self._redis.scan_iter(
+            match=self._keys.legacy_conversation_pattern, count=1000
+        ):
+            target = self._tagged_name(str(name).removeprefix(head))
+            if target is None:
+                continue
+            try:
+                if await self._redis.renamenx(name, target):
+                    moved += 1
+                else:
+                    log.warning("kept %s: %s exists already", name, target)
+            except ResponseError:  # moved meanwhile by another process
+                continue
+        await self._redis.set(self._keys.layout, KEY_LAYOUT)
+        if moved:
+            log.info("moved %d conversation keys to the hash-tagged layout", moved)
+        return moved
+
+    def _tagged_name(self, rest: str) -> str | None:
+        """The layout-2 name of a layout-1 key, given the part after ``{prefix}:conv:``."""
+        if "{" in rest:
+            return None
+        parts = rest.split(":")  # a conversation id has four quoted parts
+        if len(parts) == 4:
+            return self._keys.conversation(rest)
+        if len(parts) == 5 and parts[4] == "turns":
+            return self._keys.conversation_turns(":".join(parts[:4]))
+        if len(parts) == 5 and parts[4] == "context":
+            return self._keys.conversation_context(":".join(parts[:4]))
+        return None

@@ -123,11 +123,10 @@ class EngineClient:
         """Ask the worker to stop this job's generation (it ends within one step).
 
         The cancel key is what counts; the pub/sub message only makes the worker see it sooner.
+        (Two commands, not one pipeline: a Redis Cluster pipeline refuses PUBLISH.)
         """
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._keys.job_cancel(job_id), "1", ex=3600)
-            pipe.publish(self._keys.cancel_channel, job_id)
-            await pipe.execute()
+        await self._redis.set(self._keys.job_cancel(job_id), "1", ex=3600)
+        await self._redis.publish(self._keys.cancel_channel, job_id)
 
     async def queue_position(self, handle: JobHandle) -> int | None:
         """How many jobs are ahead of this one, or None once a worker has taken it."""

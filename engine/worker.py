@@ -262,8 +262,12 @@ class Worker:
 
     async def _filter_runnable(self, deliveries: list[_Delivery]) -> list[_Delivery]:
         """Settle jobs that were cancelled, expired or failed too often before running."""
-        cancel_keys = [self.keys.job_cancel(d.job.id) for d in deliveries]
-        cancelled = await self.redis.mget(cancel_keys)
+        # One EXISTS per job, pipelined: an MGET over the jobs' cancel keys spans hash slots,
+        # which a Redis Cluster refuses.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery in deliveries:
+                pipe.exists(self.keys.job_cancel(delivery.job.id))
+            cancelled = await pipe.execute()
         runnable = []
         now = time.time()
         for delivery, flag in zip(deliveries, cancelled, strict=True):

@@ -69,6 +69,20 @@ EXPECTED = {
             "device",
         },
     ),
+    "scale_out": (
+        ["--quick", "--workers", "1"],
+        {
+            "server_tok_s",
+            "cluster_tok_s",
+            "server_ttft_ms",
+            "cluster_ttft_ms",
+            "server_commands_per_token",
+            "cluster_commands_per_token",
+            "cluster_queue_commands_per_job",
+            "clients",
+            "workers",
+        },
+    ),
 }
 POSITIVE = {
     "ratio",
@@ -88,6 +102,12 @@ POSITIVE = {
     "aggregate_raw_tok_s",
     "aggregate_generator_tok_s",
     "aggregate_path_tok_s",
+    "server_tok_s",
+    "cluster_tok_s",
+    "server_ttft_ms",
+    "cluster_ttft_ms",
+    "server_commands_per_token",
+    "cluster_commands_per_token",
 }
 
 
@@ -115,8 +135,8 @@ def test_benchmark_smallest_mode_ends_with_its_figures(
 ) -> None:
     options, keys = EXPECTED[name]
     env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
-    if name == "gpu_7b":
-        env.pop("REDIS_URL", None)  # this one starts its own embedded Valkey
+    if name in ("gpu_7b", "scale_out"):
+        env.pop("REDIS_URL", None)  # these start their own servers
     else:
         env["REDIS_URL"] = redis_url
     done = _run([f"benchmarks.{name}", *options], env)
