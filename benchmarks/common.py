@@ -34,6 +34,7 @@ from pathlib import Path
 
 import ctranslate2
 import redis.asyncio as aioredis
+from filelock import FileLock
 
 from airoboros_bot.bots.core.service import STOP_STRINGS
 from airoboros_bot.config.keys import Keys
@@ -100,21 +101,6 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "airoboros-bot" / "benchmarks"
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps a model whole
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_build(target: Path, build: Callable[[Path], object]) -> tuple[Path, float]:
     """Return `target`, building it with ``build(tmp_dir)`` first unless it exists.
 
@@ -125,7 +111,7 @@ def cached_build(target: Path, build: Callable[[Path], object]) -> tuple[Path, f
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_dir():
         return target, 0.0
-    with _lock(target.parent / f".{target.name}.lock"):
+    with FileLock(target.parent / f".{target.name}.lock"):
         if target.is_dir():
             return target, 0.0
         started = time.perf_counter()
@@ -199,6 +185,13 @@ class EngineConfig:
     intra_threads: int = 0
     inter_threads: int = 1
 
+    @classmethod
+    def from_args(cls, model_dir: Path, args: argparse.Namespace, **fields: object) -> EngineConfig:
+        """The configuration the common options (`add_common_arguments`) ask for."""
+        fields.setdefault("batch_wait_ms", args.batch_wait_ms)
+        fields.setdefault("intra_threads", args.threads)
+        return cls(model_dir, **fields)  # type: ignore[arg-type]
+
     def settings(self) -> EngineSettings:
         """The worker's settings."""
         return EngineSettings(
@@ -251,6 +244,16 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+@dataclass(frozen=True)
+class WorkerPath:
+    """A running worker and a client of its queue: the whole path, ready for requests."""
+
+    client: EngineClient
+    engine: EngineConfig
+    pid: int | None
+    """The worker process (``None`` when it runs inline, in this process)."""
+
+
 @contextlib.asynccontextmanager
 async def whole_path(
     redis_url: str,
@@ -259,8 +262,8 @@ async def whole_path(
     worker_mode: str,
     work_dir: Path,
     ready_timeout_s: float = 600.0,
-) -> AsyncIterator[EngineClient]:
-    """Run a worker on `engine` against `redis_url`; yield a client of the same key prefix.
+) -> AsyncIterator[WorkerPath]:
+    """Run a worker on `engine` against `redis_url`; yield it with a client of its key prefix.
 
     ``worker_mode="process"`` starts ``python -m airoboros_bot worker`` (configured by environment
     variables, logging to ``work_dir/worker.log``); ``"inline"`` runs a `Worker` task in this
@@ -271,13 +274,14 @@ async def whole_path(
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     keys = Keys(prefix)
     name = f"bench-{worker_mode}-{uuid.uuid4().hex[:6]}"
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # One connection per concurrent reader: the pool must hold as many as the benchmark asks.
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=4096)
     client = EngineClient(redis, keys, first_chunk_timeout_s=FIRST_CHUNK_TIMEOUT_S)
     process: subprocess.Popen[bytes] | None = None
     worker: Worker | None = None
     generator: Generator | None = None
     task: asyncio.Task[None] | None = None
-    log_path = work_dir / "worker.log"
+    log_path = work_dir / f"worker-{name}.log"
     try:
         if worker_mode == "process":
             with open(log_path, "wb") as log:
@@ -312,7 +316,7 @@ async def whole_path(
             if time.monotonic() > deadline:
                 raise BenchmarkError(f"the worker was not ready in {ready_timeout_s:g} s")
             await asyncio.sleep(0.05)
-        yield client
+        yield WorkerPath(client, engine, process.pid if process is not None else None)
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -331,6 +335,59 @@ async def whole_path(
             for start in range(0, len(names), 500):
                 await redis.delete(*names[start : start + 500])
         await redis.aclose()
+
+
+@dataclass(frozen=True)
+class Session:
+    """One benchmark run's scratch directory and Redis server; starts workers on demand."""
+
+    redis_url: str
+    work_dir: Path
+    worker_mode: str
+
+    def path(self, engine: EngineConfig) -> contextlib.AbstractAsyncContextManager[WorkerPath]:
+        """A worker on `engine` (in this session's worker mode) and a client of its queue."""
+        return whole_path(
+            self.redis_url, engine, worker_mode=self.worker_mode, work_dir=self.work_dir
+        )
+
+
+@contextlib.asynccontextmanager
+async def bench_session(worker_mode: str) -> AsyncIterator[Session]:
+    """A temporary directory and a Redis server (``REDIS_URL`` or an embedded Valkey), printed
+    and removed afterwards: what every benchmark runs in."""
+    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
+        say(f"  redis: {redis_label}")
+        yield Session(redis_url, tmp, worker_mode)
+
+
+@contextlib.asynccontextmanager
+async def one_worker(
+    engine: EngineConfig, worker_mode: str, *kinds: type[RawModel | EngineGenerator]
+) -> AsyncIterator[tuple[EngineClient, list[RawModel | EngineGenerator]]]:
+    """A session with one worker on `engine` and the given baselines loaded beside it: yields
+    the client of the worker's queue and the baselines, in the order asked."""
+    async with (
+        bench_session(worker_mode) as session,
+        session.path(engine) as path,
+        baselines(engine, *kinds) as models,
+    ):
+        yield path.client, models
+
+
+@contextlib.asynccontextmanager
+async def baselines(
+    engine: EngineConfig, *kinds: type[RawModel | EngineGenerator]
+) -> AsyncIterator[list[RawModel | EngineGenerator]]:
+    """Load the given baselines (`RawModel`, `EngineGenerator`) on `engine`; close them after."""
+    loaded: list[RawModel | EngineGenerator] = []
+    try:
+        for kind in kinds:
+            loaded.append(await asyncio.to_thread(kind, engine))
+        yield loaded
+    finally:
+        for model in loaded:
+            model.close()
 
 
 # -- requests through the path -----------------------------------------------------------------
@@ -361,15 +418,20 @@ class Answer:
         return self.first_token - self.submitted
 
 
-async def ask(client: EngineClient, prompt: str, new_tokens: int) -> Answer:
-    """Send one chat job as the chat service does (stop strings, deadline); read it to the end."""
-    job = Job(
+def chat_job(prompt: str, new_tokens: int) -> Job:
+    """A job as the chat service sends it (stop strings, a deadline), decoded greedily."""
+    return Job(
         prompt=prompt,
         max_new_tokens=new_tokens,
         sampling=GREEDY,
         stop=STOP_STRINGS,
         deadline=time.time() + 3600,
     )
+
+
+async def ask(client: EngineClient, prompt: str, new_tokens: int) -> Answer:
+    """Send one chat job as the chat service does (stop strings, deadline); read it to the end."""
+    job = chat_job(prompt, new_tokens)
     submitted = time.perf_counter()
     handle = await client.submit(job)
     queued = time.perf_counter()
@@ -537,6 +599,23 @@ class EngineGenerator:
 
 
 # -- arguments and output ----------------------------------------------------------------------
+def bench_parser(name: str, description: str, *, quick: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m benchmarks.<name>``: ``--quick`` (help `quick`) and the options
+    every benchmark takes; the benchmark adds its own."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    add_common_arguments(parser)
+    return parser
+
+
+def bench_model(args: argparse.Namespace) -> tuple[ModelShape, Path, float]:
+    """The CPU benchmark model (`QUICK_SHAPE` with ``--quick``), built once: shape, path and
+    build seconds (0.0 when reused)."""
+    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
+    return shape, model_dir, build_s
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every benchmark takes."""
     parser.add_argument(

@@ -43,19 +43,17 @@ from benchmarks.common import (
     ModelShape,
     RawModel,
     Report,
-    add_common_arguments,
     ask,
+    bench_parser,
     cached_build,
     chat_prompts,
     concurrently,
     default_cache_dir,
     median,
-    redis_server,
+    one_worker,
     run_benchmark,
     say,
     warm_up,
-    whole_path,
-    work_dir,
 )
 
 LLAMA_7B = ModelShape(
@@ -150,16 +148,14 @@ def ensure_llama_model(cache_dir: Path, shape: ModelShape) -> tuple[Path, float]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu_7b",
-        description="LLaMA-7B-shaped random model: batch-1 and 64-concurrent tokens/s, "
+    parser = bench_parser(
+        "gpu_7b",
+        "LLaMA-7B-shaped random model: batch-1 and 64-concurrent tokens/s, "
         "whole path beside raw generate_batch.",
+        quick="with --small: tiny shape, 8 requests x 8 tokens",
     )
     parser.add_argument(
         "--small", action="store_true", help="a small shape on CPU instead of 7B on CUDA"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="with --small: tiny shape, 8 requests x 8 tokens"
     )
     parser.add_argument("--device", choices=["cuda", "cpu"], default=None)
     parser.add_argument(
@@ -174,7 +170,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repeats", type=int, default=None, help="repeats of each measurement (default 3)"
     )
-    add_common_arguments(parser)
     return parser
 
 
@@ -196,40 +191,27 @@ async def _run(args: argparse.Namespace) -> Report:
     say(f"gpu_7b: model {shape.label} (random weights), {device} {compute_type}")
     say(f"  building or reusing the model in {cache_dir} ...")
     model_dir, build_s = await asyncio.to_thread(ensure_llama_model, cache_dir, shape)
-    engine = EngineConfig(
-        model_dir,
-        device=device,
-        compute_type=compute_type,
-        max_batch_size=concurrency,
-        batch_wait_ms=args.batch_wait_ms,
-        intra_threads=args.threads,
+    engine = EngineConfig.from_args(
+        model_dir, args, device=device, compute_type=compute_type, max_batch_size=concurrency
     )
     prompts = chat_prompts(concurrency)
     say(f"  {concurrency} concurrent x {new_tokens} new tokens; worker: {args.worker}")
     say(f"  {engine.describe()}")
-    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
-        say(f"  redis: {redis_label}")
-        async with whole_path(redis_url, engine, worker_mode=args.worker, work_dir=tmp) as client:
-            raw = await asyncio.to_thread(RawModel, engine)
-            gen = await asyncio.to_thread(EngineGenerator, engine)
-            try:
-                await warm_up(client, (raw, gen), prompts, new_tokens)
+    async with one_worker(engine, args.worker, RawModel, EngineGenerator) as (client, (raw, gen)):
+        await warm_up(client, (raw, gen), prompts, new_tokens)
 
-                say(f"batch 1 ({repeats} repeats, interleaved) ...")
-                single_raw, single_path = [], []
-                for i in range(repeats):
-                    prompt = prompts[i % len(prompts)]
-                    single_raw.append(await asyncio.to_thread(raw.batch, [prompt], new_tokens))
-                    single_path.append(await ask(client, prompt, new_tokens))
-                say(f"{concurrency} concurrent ({repeats} repeats, interleaved) ...")
-                many_raw, many_gen, many_path = [], [], []
-                for _ in range(repeats):
-                    many_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
-                    many_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
-                    many_path.append(await concurrently(client, prompts, new_tokens))
-            finally:
-                raw.close()
-                gen.close()
+        say(f"batch 1 ({repeats} repeats, interleaved) ...")
+        single_raw, single_path = [], []
+        for i in range(repeats):
+            prompt = prompts[i % len(prompts)]
+            single_raw.append(await asyncio.to_thread(raw.batch, [prompt], new_tokens))
+            single_path.append(await ask(client, prompt, new_tokens))
+        say(f"{concurrency} concurrent ({repeats} repeats, interleaved) ...")
+        many_raw, many_gen, many_path = [], [], []
+        for _ in range(repeats):
+            many_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
+            many_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
+            many_path.append(await concurrently(client, prompts, new_tokens))
 
     report = Report("gpu_7b")
     b1_raw = median([r.tokens_per_s for r in single_raw])
