@@ -515,6 +515,8 @@ class RawRun:
 
     wall_s: float
     tokens: int
+    cpu_s: float = 0.0
+    """CPU time of this whole process during the call (all its threads)."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -537,6 +539,7 @@ class RawModel:
     def batch(self, prompts: Sequence[str], new_tokens: int) -> RawRun:
         """One ``generate_batch`` of all prompts (tokenized before the clock starts)."""
         tokens = [self.tokenizer.encode_prompt(p) for p in prompts]
+        cpu = time.process_time()
         started = time.perf_counter()
         results = self._ct2.generate_batch(
             tokens,
@@ -547,7 +550,8 @@ class RawModel:
             sampling_topk=1,
         )
         wall = time.perf_counter() - started
-        return RawRun(wall, sum(len(r.sequences_ids[0]) for r in results))
+        cpu = time.process_time() - cpu
+        return RawRun(wall, sum(len(r.sequences_ids[0]) for r in results), cpu)
 
     def one_by_one(self, prompts: Sequence[str], new_tokens: int) -> RawRun:
         """One ``generate_batch`` per prompt, one after another."""
@@ -586,12 +590,14 @@ class EngineGenerator:
             seen[index] += 1
             return False
 
+        cpu = time.process_time()
         started = time.perf_counter()
         results = self._generator.generate(
             tokens, [new_tokens] * len(prompts), self._params, on_token
         )
         wall = time.perf_counter() - started
-        return RawRun(wall, sum(len(ids) for ids in results))
+        cpu = time.process_time() - cpu
+        return RawRun(wall, sum(len(ids) for ids in results), cpu)
 
     def close(self) -> None:
         """Release the model."""

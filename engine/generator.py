@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import math
+import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ctranslate2
@@ -22,6 +24,27 @@ log = logging.getLogger(__name__)
 
 OnToken = Callable[[int, int], bool]
 """on_token(batch_index, token_id) -> True to stop that item."""
+
+
+@dataclass
+class LiveTokens:
+    """A running batch's token ids as they are made, for another thread to read.
+
+    `Generator.generate` appends item i's new ids to ``ids[i]`` on CTranslate2's thread without
+    calling back into the caller's code, and stops item i at its next step once ``stop[i]`` is
+    set. Reading the lists from another thread is safe: appends and slices are atomic under the
+    GIL. `on_first_token` (optional, on CTranslate2's thread) runs when any item gets its first
+    token, so a reader can stream it at once.
+    """
+
+    ids: list[list[int]]
+    stop: list[bool]
+    on_first_token: Callable[[], object] | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_batch(cls, size: int, on_first_token: Callable[[], object] | None = None) -> LiveTokens:
+        """Empty lists and cleared stop flags for a batch of `size` items."""
+        return cls([[] for _ in range(size)], [False] * size, on_first_token)
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,27 @@ def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict:
     return manifest
 
 
+_pinned_threads: set[int] = set()
+
+
+def _keep_thread_state() -> None:
+    """Keep the calling native thread's Python thread state alive for the thread's lifetime.
+
+    CTranslate2 calls the step callback from its own C++ threads through pybind11, which creates
+    a Python thread state for every call and destroys it afterwards unless one already exists.
+    That costs about 8 us per token (half of a tiny model's whole step on a CPU, and time the GPU
+    waits for on a large one). One ``PyGILState_Ensure`` that is never released makes the state
+    permanent, so later calls only take the GIL. Called from inside the callback, once per thread.
+    """
+    ident = threading.get_ident()
+    if ident in _pinned_threads:
+        return
+    _pinned_threads.add(ident)
+    ensure = getattr(getattr(ctypes, "pythonapi", None), "PyGILState_Ensure", None)
+    if ensure is not None:  # CPython; elsewhere the callback just stays slower
+        ensure()
+
+
 _open_generators: weakref.WeakSet[Generator] = weakref.WeakSet()
 
 
@@ -185,6 +229,8 @@ class Generator:
         sampling: SamplingParams,
         on_token: OnToken | None = None,
         seed: int | None = None,
+        *,
+        live: LiveTokens | None = None,
     ) -> list[list[int]]:
         """Generate for a batch of prompts (token strings from `Tokenizer.encode_prompt`).
 
@@ -192,6 +238,9 @@ class Generator:
         thread for each new token of item i, in order, EOS excluded; returning True stops that
         item only. Returns each item's new token ids (no prompt, no EOS), at most
         `max_new_tokens[i]` of them.
+
+        `live` (instead of `on_token`) receives the ids as they are made with no Python call
+        into the caller per token (see `LiveTokens`); the result is then exactly its lists.
 
         `seed` calls `ctranslate2.set_random_seed`. CTranslate2 seeds each of its threads once,
         at its first sampling, so a seed makes a fresh process reproducible, not each call.
@@ -204,23 +253,14 @@ class Generator:
             raise ValueError("max_new_tokens must be >= 1")
         if any(not p for p in prompts):
             raise ValueError("a prompt is empty (it needs at least the BOS token)")
+        if live is not None and (on_token is not None or len(live.ids) != len(prompts)):
+            raise ValueError("live needs one list per prompt and no on_token")
         eos_id = self.tokenizer.eos_id
-        counts = [0] * len(prompts)
-        stopped = [False] * len(prompts)
-
-        def step(result: ctranslate2.GenerationStepResult) -> bool:
-            i = result.batch_id
-            if stopped[i]:
-                return True
-            if result.token_id == eos_id:
-                return False  # CTranslate2 ends this item itself
-            counts[i] += 1
-            stop = counts[i] >= max_new_tokens[i]
-            if on_token is not None and on_token(i, result.token_id):
-                stop = True
-            stopped[i] = stop
-            return stop
-
+        step = (
+            self._live_step(live, max_new_tokens)
+            if live is not None
+            else self._token_step(on_token, max_new_tokens)
+        )
         ct2 = self._ct2
         if ct2 is None:
             raise ModelError(f"the model in {self.model_dir} was closed")
@@ -235,8 +275,66 @@ class Generator:
             callback=step,
             **sampling.ct2_options(),
         )
+        if live is not None:
+            return [list(ids) for ids in live.ids]
         out: list[list[int]] = []
         for result, limit in zip(results, max_new_tokens, strict=True):
             ids = [t for t in result.sequences_ids[0] if t != eos_id]
             out.append(ids[:limit])
         return out
+
+    def _token_step(
+        self, on_token: OnToken | None, limits: list[int]
+    ) -> Callable[[ctranslate2.GenerationStepResult], bool]:
+        """The step callback that calls `on_token` for each token."""
+        eos_id = self.tokenizer.eos_id
+        counts = [0] * len(limits)
+        stopped = [False] * len(limits)
+        first_call = [True]
+
+        def step(result: ctranslate2.GenerationStepResult) -> bool:
+            if first_call[0]:
+                first_call[0] = False
+                _keep_thread_state()
+            i = result.batch_id
+            if stopped[i]:
+                return True
+            if result.token_id == eos_id:
+                return False  # CTranslate2 ends this item itself
+            counts[i] += 1
+            stop = counts[i] >= limits[i]
+            if on_token is not None and on_token(i, result.token_id):
+                stop = True
+            stopped[i] = stop
+            return stop
+
+        return step
+
+    def _live_step(
+        self, live: LiveTokens, limits: list[int]
+    ) -> Callable[[ctranslate2.GenerationStepResult], bool]:
+        """The step callback that fills `live`: a few list operations per token, no call out
+        (the GPU waits for every callback of a step)."""
+        eos_id = self.tokenizer.eos_id
+        lists, stop, first_token = live.ids, live.stop, live.on_first_token
+        first_call = [True]
+
+        def step(result: ctranslate2.GenerationStepResult) -> bool:
+            if first_call[0]:
+                first_call[0] = False
+                _keep_thread_state()
+            i = result.batch_id
+            if stop[i]:
+                return True
+            token = result.token_id
+            if token == eos_id:
+                return False  # CTranslate2 ends this item itself
+            ids = lists[i]
+            ids.append(token)
+            if len(ids) == 1 and first_token is not None:
+                first_token()
+            if len(ids) >= limits[i]:
+                stop[i] = True
+            return stop[i]
+
+        return step

@@ -77,6 +77,10 @@ class Tokenizer:
         """Text of token ids, special tokens (BOS, EOS) skipped."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def decode_batch(self, sequences: list[list[int]]) -> list[str]:
+        """`decode` of each sequence, in one call that runs without holding the GIL."""
+        return self._tokenizer.decode_batch(sequences, skip_special_tokens=True)
+
     def is_byte_token(self, token_id: int) -> bool:
         """Whether the id is a byte-fallback token such as <0xE2>."""
         return token_id in self._byte_ids

@@ -57,6 +57,18 @@ EXPECTED = {
             "short_requests",
         },
     ),
+    "worker_cpu": (
+        ["--quick"],
+        {
+            "worker_us_per_token_8",
+            "worker_us_per_token_16",
+            "raw_us_per_token_16",
+            "generator_us_per_token_16",
+            "python_us_per_token_16",
+            "path_tok_s_16",
+            "levels",
+        },
+    ),
     "gpu_7b": (
         ["--small", "--quick"],
         {
@@ -72,6 +84,10 @@ EXPECTED = {
 }
 POSITIVE = {
     "ratio",
+    "worker_us_per_token_8",
+    "worker_us_per_token_16",
+    "raw_us_per_token_16",
+    "path_tok_s_16",
     "short_latency_inter1_ms",
     "short_latency_inter2_ms",
     "path_concurrent_tok_s",

@@ -6,13 +6,14 @@ import ast
 import shutil
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from airoboros_bot.engine.errors import ModelError
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.tokenizer import StreamDecoder
 
@@ -78,7 +79,7 @@ def test_greedy_is_deterministic(gen: Generator, prompts: list[list[str]]) -> No
 SEEDED_RUN = """
 import sys
 from pathlib import Path
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
 gen = Generator(Path(sys.argv[1]), device="cpu")
 prompt = gen.tokenizer.encode_prompt("USER: Hi ASSISTANT: ")
 params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)
@@ -167,6 +168,64 @@ def test_end_of_sequence_stops_generation(eos_gen: Generator) -> None:
         assert all(len(r) < 20 for r in results)
         assert all(eos_gen.tokenizer.eos_id not in r for r in results)
     assert eos_gen.tokenizer.eos_id not in tokens
+
+
+def test_live_tokens_fill_as_generated_and_stop_on_request(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    limits = [10] * 4
+    baseline = gen.generate(prompts[:4], limits, GREEDY)
+    firsts: list[int] = []
+    live = LiveTokens.for_batch(4, on_first_token=lambda: firsts.append(1))
+
+    class StopsAtThree(list):  # a reader that sets the flag when it has seen three tokens
+        def append(self, token: int) -> None:
+            super().append(token)
+            if len(self) == 3:
+                live.stop[2] = True
+
+    live.ids[2] = StopsAtThree()
+    results = gen.generate(prompts[:4], limits, GREEDY, live=live)
+    assert results == live.ids
+    assert results[2] == baseline[2][:3], "the item stops at its next step, the rest is kept out"
+    assert [results[i] for i in (0, 1, 3)] == [baseline[i] for i in (0, 1, 3)]
+    assert len(firsts) == 4, "every item's first token is announced once"
+    assert all(live.stop), "an item that reached its limit is marked stopped"
+
+
+def test_live_tokens_leave_out_end_of_sequence(eos_gen: Generator) -> None:
+    prompts = [eos_gen.tokenizer.encode_prompt(prompt("Hi"))] * 2
+    live = LiveTokens.for_batch(2)
+    results = eos_gen.generate(prompts, [20, 20], GREEDY, live=live)
+    assert all(len(r) < 20 for r in results)
+    assert all(eos_gen.tokenizer.eos_id not in r for r in live.ids)
+
+
+def test_live_tokens_and_on_token_exclude_each_other(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    with pytest.raises(ValueError, match="live"):
+        gen.generate(prompts[:2], [3, 3], GREEDY, lambda i, t: False, live=LiveTokens.for_batch(2))
+    with pytest.raises(ValueError, match="live"):
+        gen.generate(prompts[:2], [3, 3], GREEDY, live=LiveTokens.for_batch(3))
+
+
+def test_the_step_callback_keeps_its_thread_state_between_tokens(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    # pybind11 gives CTranslate2's thread a fresh Python thread state for every callback unless
+    # one is kept alive (8 us per token); thread-local data set at one token would then be gone
+    # at the next.
+    local = threading.local()
+    kept: list[bool] = []
+
+    def on_token(i: int, token_id: int) -> bool:
+        kept.append(getattr(local, "seen", False))
+        local.seen = True
+        return False
+
+    gen.generate(prompts[:2], [6, 6], GREEDY, on_token=on_token)
+    assert len(kept) == 12 and all(kept[1:]), kept
 
 
 def test_on_token_errors_propagate(gen: Generator, prompts: list[list[str]]) -> None:
