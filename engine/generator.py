@@ -135,7 +135,7 @@ def check_manifest(model_dir: Path, tokenizer: Tokenizer) -> dict:
     return manifest
 
 
-_pinned_threads: set[int] = set()
+_thread_state = threading.local()  # lives as long as the calling thread's Python thread state
 
 
 def _keep_thread_state() -> None:
@@ -145,15 +145,15 @@ def _keep_thread_state() -> None:
     a Python thread state for every call and destroys it afterwards unless one already exists.
     That costs about 8 us per token (half of a tiny model's whole step on a CPU, and time the GPU
     waits for on a large one). One ``PyGILState_Ensure`` that is never released makes the state
-    permanent, so later calls only take the GIL. Called from inside the callback, once per thread.
+    permanent, so later calls only take the GIL. Called from inside the callback; a thread-local
+    mark (kept in that state) says it was done, even where a new thread reuses an old one's id.
     """
-    ident = threading.get_ident()
-    if ident in _pinned_threads:
+    if getattr(_thread_state, "kept", False):
         return
-    _pinned_threads.add(ident)
     ensure = getattr(getattr(ctypes, "pythonapi", None), "PyGILState_Ensure", None)
     if ensure is not None:  # CPython; elsewhere the callback just stays slower
         ensure()
+        _thread_state.kept = True
 
 
 _open_generators: weakref.WeakSet[Generator] = weakref.WeakSet()
