@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import itertools
 import json
 import math
@@ -244,6 +245,13 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _end_with_parent() -> None:
+    """In a worker process before it starts: end it if the benchmark dies (Linux), so a killed
+    benchmark leaves no worker behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass(frozen=True)
 class WorkerPath:
     """A running worker and a client of its queue: the whole path, ready for requests."""
@@ -292,6 +300,7 @@ async def whole_path(
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_end_with_parent,
                 )
         else:
             generator = await asyncio.to_thread(
@@ -401,6 +410,13 @@ class Answer:
     first_token: float
     done: float
     tokens: int
+    text_at: tuple[float, ...] = ()
+    """When each chunk of text arrived."""
+
+    @property
+    def chunk_gaps_s(self) -> list[float]:
+        """Time between consecutive chunks of text, as the reader saw them."""
+        return [b - a for a, b in itertools.pairwise(self.text_at)]
 
     @property
     def latency_s(self) -> float:
@@ -436,18 +452,23 @@ async def ask(client: EngineClient, prompt: str, new_tokens: int) -> Answer:
     handle = await client.submit(job)
     queued = time.perf_counter()
     started = first_token = math.nan
+    text_at: list[float] = []
     async for chunk in client.stream(handle):
         now = time.perf_counter()
         if isinstance(chunk, Queued):
             continue
         if chunk.kind in ("start", "reset") and math.isnan(started):
             started = now
-        elif chunk.kind == "token" and math.isnan(first_token):
-            first_token = now
+        elif chunk.kind == "token":
+            text_at.append(now)
+            if math.isnan(first_token):
+                first_token = now
         elif chunk.kind == "done":
             if math.isnan(first_token):
                 first_token = now
-            return Answer(submitted, queued, started, first_token, now, chunk.tokens)
+            return Answer(
+                submitted, queued, started, first_token, now, chunk.tokens, tuple(text_at)
+            )
     raise BenchmarkError(f"job {job.id} ended without a done chunk")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ctranslate2
 
+from airoboros_bot.engine.cuda_libs import load_cublas
 from airoboros_bot.engine.errors import CONVERT_HINT, ModelError
 from airoboros_bot.engine.model.demo import DEMO_MANIFEST, read_manifest
 from airoboros_bot.engine.tokenizer import TOKENIZER_FILE, Tokenizer
@@ -189,6 +190,8 @@ class Generator:
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         if compute_type == "auto":
             compute_type = "int8_float16" if device == "cuda" else "int8"
+        if device == "cuda":
+            log.info("cuBLAS 12 from %s", load_cublas())
         try:
             self._ct2: ctranslate2.Generator | None = ctranslate2.Generator(
                 str(self.model_dir),

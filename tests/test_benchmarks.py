@@ -9,6 +9,7 @@ full length.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -79,6 +80,18 @@ EXPECTED = {
             "aggregate_path_tok_s",
             "concurrency",
             "device",
+            "levels",
+        },
+    ),
+    "serving": (
+        ["--quick"],
+        {
+            "ceiling_tok_s",
+            "ceiling_rps",
+            "setups",
+            "rates_rps",
+            "requests",
+            "prompt_tokens_max",
         },
     ),
 }
@@ -104,6 +117,17 @@ POSITIVE = {
     "aggregate_raw_tok_s",
     "aggregate_generator_tok_s",
     "aggregate_path_tok_s",
+    "ceiling_tok_s",
+    "ceiling_rps",
+}
+SERVING_FIGURES = {
+    "tok_s",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "chunk_gap_p50_ms",
+    "chunk_gap_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
 }
 
 
@@ -125,27 +149,50 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+IN_THE_SUITE = ("gpu_7b", "serving")
+"""Run by `gpu_7b --suite --small --quick` (test_the_gpu_suite_...), checked there."""
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - set(IN_THE_SUITE)))
 def test_benchmark_smallest_mode_ends_with_its_figures(
     name: str, bench_cache: Path, redis_url: str
 ) -> None:
-    options, keys = EXPECTED[name]
-    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
-    if name == "gpu_7b":
-        env.pop("REDIS_URL", None)  # this one starts its own embedded Valkey
-    else:
-        env["REDIS_URL"] = redis_url
+    options, _ = EXPECTED[name]
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache), REDIS_URL=redis_url)
     done = _run([f"benchmarks.{name}", *options], env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
-    figures = json.loads(lines[-1])
+    assert len(lines) > 3  # the human-readable figures come before the JSON line
+    _check_figures(name, json.loads(lines[-1]))
+
+
+def _check_figures(name: str, figures: dict) -> None:
+    """A benchmark's JSON line: its keys, positive figures, every answer at full length."""
     assert figures["bench"] == name
-    assert COMMON_KEYS | keys <= figures.keys()
+    assert COMMON_KEYS | EXPECTED[name][1] <= figures.keys()
     for key in POSITIVE & figures.keys():
         assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures[key])
     # The models never end early, so every answer ran to its full length.
     assert figures["tokens_generated"] == figures["expected_tokens"] > 0
-    assert len(lines) > 3  # the human-readable figures come before the JSON line
+    if name == "serving":
+        _check_serving(figures)
+    if name == "gpu_7b" and importlib.util.find_spec("transformers"):
+        # transformers runs the same shape (float32 on a CPU) beside CTranslate2.
+        assert figures["peer_batch1_tok_s"] > 0 and figures["peer_aggregate_tok_s"] > 0
+        assert figures["path_vs_peer"] > 0
+
+
+def _check_serving(figures: dict) -> None:
+    """Every set-up ran every rate, with positive figures, side by side in the output."""
+    assert set(figures["setups"]) == {"inter1-wait2", "inter2-wait2"}
+    for setup in figures["setups"].values():
+        assert setup["worker_rss_peak_mib"] > 0
+        assert [run["rate_rps"] for run in setup["runs"]] == figures["rates_rps"]
+        for run in setup["runs"]:
+            assert all(run[key] > 0 for key in SERVING_FIGURES), run
+            assert run["ttft_p50_ms"] <= run["ttft_p99_ms"] <= run["e2e_p99_ms"]
+    # The long prompts are there: a mixed workload, not one repeated question.
+    assert figures["prompt_tokens_max"] > 3 * figures["prompt_tokens_median"] / 2
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -170,6 +217,35 @@ def test_gpu_7b_without_a_gpu_says_how_to_run_on_cpu(tmp_path: Path) -> None:
         gpu_7b.main(["--cache-dir", str(tmp_path)])
     assert "--small" in str(exited.value.code)
     assert list(tmp_path.iterdir()) == []  # refused before building anything
+
+
+def test_the_gpu_suite_runs_on_cpu_and_writes_one_json_file(
+    tmp_path: Path, bench_cache: Path
+) -> None:
+    out = tmp_path / "suite.json"
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
+    env.pop("REDIS_URL", None)
+    done = _run(["benchmarks.gpu_7b", "--suite", "--small", "--quick", "--out", str(out)], env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    suite = json.loads(out.read_text())
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == suite
+    for name in IN_THE_SUITE:
+        _check_figures(name, suite[name])
+    assert [level["concurrency"] for level in suite["gpu_7b"]["levels"]] == [4, 8]
+    assert all(level["ratio"] > 0 for level in suite["gpu_7b"]["levels"])
+    assert 0 < suite["gpu_7b_s"] + suite["serving_s"] <= suite["elapsed_s"] + 0.2  # rounding
+
+
+def test_the_gpu_suite_stops_starting_steps_when_its_budget_is_spent(tmp_path: Path) -> None:
+    out = tmp_path / "suite.json"
+    done = _run(
+        ["benchmarks.gpu_7b", "--suite", "--small", "--budget-s", "1", "--out", str(out)],
+        dict(os.environ),
+    )
+    assert done.returncode == 1
+    suite = json.loads(out.read_text())
+    assert "budget was spent" in suite["gpu_7b"]["error"]
+    assert "budget was spent" in suite["serving"]["error"]
 
 
 def test_cached_build_builds_once_and_never_leaves_half_a_model(tmp_path: Path) -> None:
