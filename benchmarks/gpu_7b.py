@@ -198,9 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--suite",
         action="store_true",
-        help="everything the GPU figures need, in one command: this benchmark at 64, 128, 256 "
-        "and 512 concurrent (and batch 1), then benchmarks.serving with 1, 2 and 4 batches in "
-        "flight; one JSON file (see --out)",
+        help="everything the GPU figures need, in one command: benchmarks.replica_memory, this "
+        "benchmark at 64, 128, 256 and 512 concurrent (and batch 1), then benchmarks.serving "
+        "with 1, 2 and 4 batches in flight; one JSON file (see --out)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="--suite: the JSON file (default gpu_suite.json)"
@@ -403,12 +403,14 @@ def _suite(args: argparse.Namespace) -> int:
         small = ["--small", *(["--quick"] if args.quick else [])]
         levels = ["4", "8"] if args.quick else ["16", "32", "64"]
         steps = {
+            "replica_memory": ["benchmarks.replica_memory", "--quick"],
             "gpu_7b": ["benchmarks.gpu_7b", *small, "--repeats", "1", "--concurrency", *levels],
             "serving": ["benchmarks.serving", *(["--quick"] if args.quick else [])]
             + ([] if args.quick else ["--setups", "1x2", "2x2", "4x2", "--load", "0.5", "0.9"]),
         }
     else:
         steps = {
+            "replica_memory": ["benchmarks.replica_memory", "--device", "cuda"],
             "gpu_7b": ["benchmarks.gpu_7b", "--repeats", "1", "--concurrency", *SUITE_LEVELS],
             "serving": [
                 "benchmarks.serving",

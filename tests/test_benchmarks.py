@@ -195,7 +195,7 @@ def _check_serving(figures: dict) -> None:
     assert figures["prompt_tokens_max"] > 3 * figures["prompt_tokens_median"] / 2
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted([*EXPECTED, "replica_memory"]))
 def test_benchmark_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = importlib.import_module(f"benchmarks.{name}")
     with pytest.raises(SystemExit) as exited:
@@ -233,7 +233,13 @@ def test_the_gpu_suite_runs_on_cpu_and_writes_one_json_file(
         _check_figures(name, suite[name])
     assert [level["concurrency"] for level in suite["gpu_7b"]["levels"]] == [4, 8]
     assert all(level["ratio"] > 0 for level in suite["gpu_7b"]["levels"])
-    assert 0 < suite["gpu_7b_s"] + suite["serving_s"] <= suite["elapsed_s"] + 0.2  # rounding
+    # CTranslate2's replicas on one device share the weights; each adds its working memory.
+    replicas = suite["replica_memory"]
+    assert replicas["weights_shared"] is True
+    assert replicas["loaded_mib_4"] - replicas["loaded_mib_1"] < replicas["model_mib"] / 2
+    assert replicas["added_mib_4"] > replicas["added_mib_1"] > 0
+    steps_s = suite["replica_memory_s"] + suite["gpu_7b_s"] + suite["serving_s"]
+    assert 0 < steps_s <= suite["elapsed_s"] + 0.3  # rounding
 
 
 def test_the_gpu_suite_stops_starting_steps_when_its_budget_is_spent(tmp_path: Path) -> None:
@@ -244,8 +250,8 @@ def test_the_gpu_suite_stops_starting_steps_when_its_budget_is_spent(tmp_path: P
     )
     assert done.returncode == 1
     suite = json.loads(out.read_text())
-    assert "budget was spent" in suite["gpu_7b"]["error"]
-    assert "budget was spent" in suite["serving"]["error"]
+    for step in ("replica_memory", "gpu_7b", "serving"):
+        assert "budget was spent" in suite[step]["error"]
 
 
 def test_cached_build_builds_once_and_never_leaves_half_a_model(tmp_path: Path) -> None:
