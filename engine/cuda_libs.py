@@ -64,3 +64,20 @@ def load_cublas(search_path: Iterable[str | Path] | None = None) -> str:
             f"{GPU_EXTRA_HINT}"
         ) from None
     return str(found) if found else "the system's library path"
+
+
+def gpu_memory_mib(index: int = 0) -> float | None:
+    """Total memory of GPU `index` from the CUDA driver (``libcuda``), MiB; None without one."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    device = ctypes.c_int()
+    total = ctypes.c_size_t()
+    if (
+        cuda.cuInit(0) != 0
+        or cuda.cuDeviceGet(ctypes.byref(device), index) != 0
+        or cuda.cuDeviceTotalMem_v2(ctypes.byref(total), device) != 0
+    ):
+        return None
+    return total.value / 2**20

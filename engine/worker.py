@@ -80,7 +80,8 @@ class Worker:
         self.keys = keys
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
+        # As many batches in flight as the model has replicas (resolved by device when 0).
+        self._slots = asyncio.Semaphore(max(1, settings.inter_threads or generator.inter_threads))
         self._running: dict[str, str] = {}  # entry id -> job id
         self._reclaimed: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._stopping = asyncio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -12,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from airoboros_bot.engine.cuda_libs import gpu_memory_mib
 from airoboros_bot.engine.errors import ModelError
-from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
+from airoboros_bot.engine.generator import (
+    Generator,
+    LiveTokens,
+    SamplingParams,
+    default_inter_threads,
+)
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.tokenizer import StreamDecoder
 
@@ -79,7 +86,13 @@ def test_greedy_is_deterministic(gen: Generator, prompts: list[list[str]]) -> No
 SEEDED_RUN = """
 import sys
 from pathlib import Path
-from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
+from airoboros_bot.engine.cuda_libs import gpu_memory_mib
+from airoboros_bot.engine.generator import (
+    Generator,
+    LiveTokens,
+    SamplingParams,
+    default_inter_threads,
+)
 gen = Generator(Path(sys.argv[1]), device="cpu")
 prompt = gen.tokenizer.encode_prompt("USER: Hi ASSISTANT: ")
 params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)
@@ -226,6 +239,35 @@ def test_the_step_callback_keeps_its_thread_state_between_tokens(
 
     gen.generate(prompts[:2], [6, 6], GREEDY, on_token=on_token)
     assert len(kept) == 12 and all(kept[1:]), kept
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one batch at a time")
+def test_by_default_a_cpu_runs_two_batches_at_once(
+    demo_model_dir: Path, prompts: list[list[str]]
+) -> None:
+    gen = Generator(demo_model_dir, device="cpu", inter_threads=0)
+    assert gen.inter_threads == default_inter_threads("cpu") == 2
+    long = LiveTokens.for_batch(1)
+    started = threading.Event()
+    long.on_first_token = started.set
+    runner = threading.Thread(
+        target=gen.generate, args=(prompts[:1], [400], GREEDY), kwargs={"live": long}
+    )
+    runner.start()
+    try:
+        assert started.wait(30)
+        short = gen.generate(prompts[1:2], [3], GREEDY)  # not queued behind the long batch
+        assert len(short[0]) == 3
+        assert len(long.ids[0]) < 400, "the short batch finished while the long one ran"
+    finally:
+        long.stop[0] = True
+        runner.join()
+        gen.close()
+
+
+@pytest.mark.skipif(gpu_memory_mib() is not None, reason="this machine has a CUDA driver")
+def test_without_a_cuda_driver_a_gpu_default_is_one_batch() -> None:
+    assert default_inter_threads("cuda") == 1
 
 
 def test_on_token_errors_propagate(gen: Generator, prompts: list[list[str]]) -> None:
