@@ -7,14 +7,20 @@ nothing downloaded, with the int8 weights written directly (int8 values and per-
 float16, so the build needs about 7 GB of host memory and a minute. A -10,000 bias on the
 ``</s>`` logit makes every answer run to its full length.
 
-Figures: tokens/s of one request alone (batch 1) and aggregate tokens/s of 64 concurrent
-requests, each through client -> Redis -> worker -> reply streams and as one raw
-``generate_batch``. ``ratio`` = path aggregate over raw aggregate. Goals on one H100: >= 150
-tok/s at batch 1, >= 3,000 tok/s aggregate.
+Figures: tokens/s of one request alone (batch 1) and aggregate tokens/s of N concurrent
+requests at each ``--concurrency`` level (default 64), each through client -> Redis -> worker ->
+reply streams, as `Generator.generate` and as one raw ``generate_batch``; then transformers
+float16 ``generate`` on the same shape (the peer, what ``fastchat.serve.cli`` runs) when torch
+sees the GPU. ``ratio`` = path aggregate over raw aggregate at the first level. Goals on one
+H100: >= 150 tok/s at batch 1, >= 3,000 tok/s aggregate; on one H200: path / raw >= 0.95 at 64,
+128 and 256, >= 10,000 tok/s at 512.
 
     python -m benchmarks.gpu_7b                    # CUDA, int8_float16, the 7B shape
+    python -m benchmarks.gpu_7b --concurrency 64 128 256 512
+    python -m benchmarks.gpu_7b --suite            # every GPU figure, one JSON file, < 8 min
     python -m benchmarks.gpu_7b --small            # a small shape on CPU (keeps the code tested)
     python -m benchmarks.gpu_7b --small --quick    # smoke test: tiny shape, 8 requests x 8 tokens
+    python -m benchmarks.gpu_7b --suite --small --quick   # the suite's code on CPU
 """
 
 from __future__ import annotations
