@@ -529,6 +529,26 @@ async def warm_up(
         await asyncio.to_thread(baseline.batch, prompts, new_tokens)
 
 
+async def interleaved(
+    client: EngineClient,
+    raw: RawModel,
+    gen: EngineGenerator,
+    prompts: Sequence[str],
+    new_tokens: int,
+    rounds: int,
+) -> tuple[list[RawRun], list[RawRun], list[PathRun]]:
+    """`rounds` of the same batch raw, through `Generator.generate` and through the whole path,
+    one after another in each round, so drifts of a shared machine hit all three alike."""
+    raws: list[RawRun] = []
+    gens: list[RawRun] = []
+    paths: list[PathRun] = []
+    for _ in range(rounds):
+        raws.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
+        gens.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
+        paths.append(await concurrently(client, prompts, new_tokens))
+    return raws, gens, paths
+
+
 # -- the baseline ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RawRun:

@@ -57,8 +57,8 @@ from benchmarks.common import (
     bench_parser,
     cached_build,
     chat_prompts,
-    concurrently,
     default_cache_dir,
+    interleaved,
     median,
     one_worker,
     run_benchmark,
@@ -248,11 +248,9 @@ async def _level(
     prompts = chat_prompts(concurrency)
     await warm_up(client, (raw, gen), prompts, new_tokens)
     say(f"{concurrency} concurrent ({repeats} repeats, interleaved) ...")
-    many_raw, many_gen, many_path = [], [], []
-    for _ in range(repeats):
-        many_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
-        many_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
-        many_path.append(await concurrently(client, prompts, new_tokens))
+    many_raw, many_gen, many_path = await interleaved(
+        client, raw, gen, prompts, new_tokens, repeats
+    )
     level = Level(
         concurrency,
         median([r.tokens_per_s for r in many_raw]),

@@ -25,7 +25,7 @@ from benchmarks.common import (
     bench_model,
     bench_parser,
     chat_prompts,
-    concurrently,
+    interleaved,
     median,
     one_worker,
     run_benchmark,
@@ -78,11 +78,9 @@ async def _run(args: argparse.Namespace) -> Report:
             ttft.append(answer.ttft_s)
 
         say(f"batches of {requests} ({rounds} rounds, interleaved) ...")
-        batch_raw, batch_gen, batch_path = [], [], []
-        for _ in range(rounds):
-            batch_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
-            batch_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
-            batch_path.append(await concurrently(client, prompts, new_tokens))
+        batch_raw, batch_gen, batch_path = await interleaved(
+            client, raw, gen, prompts, new_tokens, rounds
+        )
 
     report = Report("overhead")
     raw_tps = median([r.tokens_per_s for r in batch_raw])

@@ -273,7 +273,8 @@ class Generator:
         `max_new_tokens[i]` of them.
 
         `live` (instead of `on_token`) receives the ids as they are made with no Python call
-        into the caller per token (see `LiveTokens`); the result is then exactly its lists.
+        into the caller per token (see `LiveTokens`). The result is what the step callback
+        saw: exactly `live`'s lists.
 
         `seed` calls `ctranslate2.set_random_seed`. CTranslate2 seeds each of its threads once,
         at its first sampling, so a seed makes a fresh process reproducible, not each call.
@@ -288,18 +289,15 @@ class Generator:
             raise ValueError("a prompt is empty (it needs at least the BOS token)")
         if live is not None and (on_token is not None or len(live.ids) != len(prompts)):
             raise ValueError("live needs one list per prompt and no on_token")
-        eos_id = self.tokenizer.eos_id
-        step = (
-            self._live_step(live, max_new_tokens)
-            if live is not None
-            else self._token_step(on_token, max_new_tokens)
-        )
+        if live is None:
+            live = LiveTokens.for_batch(len(prompts))
+        step = self._step(live, max_new_tokens, on_token)
         ct2 = self._ct2
         if ct2 is None:
             raise ModelError(f"the model in {self.model_dir} was closed")
         if seed is not None:
             ctranslate2.set_random_seed(seed)
-        results = ct2.generate_batch(
+        ct2.generate_batch(
             prompts,
             max_length=max(max_new_tokens),
             end_token=self.tokenizer.eos_token,
@@ -308,46 +306,14 @@ class Generator:
             callback=step,
             **sampling.ct2_options(),
         )
-        if live is not None:
-            return [list(ids) for ids in live.ids]
-        out: list[list[int]] = []
-        for result, limit in zip(results, max_new_tokens, strict=True):
-            ids = [t for t in result.sequences_ids[0] if t != eos_id]
-            out.append(ids[:limit])
-        return out
+        return [list(ids) for ids in live.ids]  # the callback saw every token, in order
 
-    def _token_step(
-        self, on_token: OnToken | None, limits: list[int]
+    def _step(
+        self, live: LiveTokens, limits: list[int], on_token: OnToken | None
     ) -> Callable[[ctranslate2.GenerationStepResult], bool]:
-        """The step callback that calls `on_token` for each token."""
-        eos_id = self.tokenizer.eos_id
-        counts = [0] * len(limits)
-        stopped = [False] * len(limits)
-        first_call = [True]
-
-        def step(result: ctranslate2.GenerationStepResult) -> bool:
-            if first_call[0]:
-                first_call[0] = False
-                _keep_thread_state()
-            i = result.batch_id
-            if stopped[i]:
-                return True
-            if result.token_id == eos_id:
-                return False  # CTranslate2 ends this item itself
-            counts[i] += 1
-            stop = counts[i] >= limits[i]
-            if on_token is not None and on_token(i, result.token_id):
-                stop = True
-            stopped[i] = stop
-            return stop
-
-        return step
-
-    def _live_step(
-        self, live: LiveTokens, limits: list[int]
-    ) -> Callable[[ctranslate2.GenerationStepResult], bool]:
-        """The step callback that fills `live`: a few list operations per token, no call out
-        (the GPU waits for every callback of a step)."""
+        """The step callback: appends each token to its item's list in `live` and stops the item
+        at its limit, when ``live.stop`` is set or when `on_token` says so. A few list
+        operations per token beside `on_token` (the GPU waits for every callback of a step)."""
         eos_id = self.tokenizer.eos_id
         lists, stop, first_token = live.ids, live.stop, live.on_first_token
         first_call = [True]
@@ -366,7 +332,7 @@ class Generator:
             ids.append(token)
             if len(ids) == 1 and first_token is not None:
                 first_token()
-            if len(ids) >= limits[i]:
+            if (on_token is not None and on_token(i, token)) or len(ids) >= limits[i]:
                 stop[i] = True
             return stop[i]
 

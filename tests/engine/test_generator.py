@@ -183,6 +183,20 @@ def test_end_of_sequence_stops_generation(eos_gen: Generator) -> None:
     assert eos_gen.tokenizer.eos_id not in tokens
 
 
+def test_greedy_results_are_ctranslate2s_own(gen: Generator, prompts: list[list[str]]) -> None:
+    # The result is what the step callback collected: the same ids as CTranslate2's result
+    # without any callback, so no token is missed or added.
+    import ctranslate2
+
+    plain = ctranslate2.Generator(str(gen.model_dir), device="cpu", compute_type="int8")
+    expected = plain.generate_batch(
+        prompts, max_length=12, include_prompt_in_result=False, beam_size=1, **GREEDY.ct2_options()
+    )
+    assert gen.generate(prompts, [12] * len(prompts), GREEDY) == [
+        [t for t in r.sequences_ids[0] if t != gen.tokenizer.eos_id] for r in expected
+    ]
+
+
 def test_live_tokens_fill_as_generated_and_stop_on_request(
     gen: Generator, prompts: list[list[str]]
 ) -> None:
@@ -251,14 +265,14 @@ def test_by_default_a_cpu_runs_two_batches_at_once(
     started = threading.Event()
     long.on_first_token = started.set
     runner = threading.Thread(
-        target=gen.generate, args=(prompts[:1], [400], GREEDY), kwargs={"live": long}
+        target=gen.generate, args=(prompts[:1], [1500], GREEDY), kwargs={"live": long}
     )
     runner.start()
     try:
         assert started.wait(30)
         short = gen.generate(prompts[1:2], [3], GREEDY)  # not queued behind the long batch
         assert len(short[0]) == 3
-        assert len(long.ids[0]) < 400, "the short batch finished while the long one ran"
+        assert len(long.ids[0]) < 1500, "the short batch finished while the long one ran"
     finally:
         long.stop[0] = True
         runner.join()
