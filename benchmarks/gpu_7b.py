@@ -246,7 +246,6 @@ async def _level(
     repeats: int,
 ) -> Level:
     prompts = chat_prompts(concurrency)
-    await warm_up(client, (raw, gen), prompts, new_tokens)
     say(f"{concurrency} concurrent ({repeats} repeats, interleaved) ...")
     many_raw, many_gen, many_path = await interleaved(
         client, raw, gen, prompts, new_tokens, repeats
@@ -324,7 +323,9 @@ async def _run(args: argparse.Namespace) -> Report:
     say(f"  {levels} concurrent x {new_tokens} new tokens; worker: {args.worker}")
     say(f"  {engine.describe()}")
     async with one_worker(engine, args.worker, RawModel, EngineGenerator) as (client, (raw, gen)):
-        await warm_up(client, (raw, gen), prompts[:1], new_tokens)
+        # Once, at the largest level: first calls allocate buffers and threads (later, smaller
+        # batches reuse them), and the client opens one connection per concurrent reader.
+        await warm_up(client, (raw, gen), prompts, new_tokens)
         say(f"batch 1 ({repeats} repeats, interleaved) ...")
         single_raw, single_path = [], []
         for i in range(repeats):
@@ -428,7 +429,7 @@ def _suite(args: argparse.Namespace) -> int:
                 "0.5",
                 "0.9",
                 "--requests",
-                "200",
+                "120",
             ],
         }
     results: dict[str, object] = {"suite": "gpu_7b --suite", "small": args.small}
