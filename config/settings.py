@@ -65,7 +65,9 @@ class EngineSettings(BaseModel):
     device: Literal["cpu", "cuda", "auto"] = "auto"
     device_index: list[int] = Field(default_factory=lambda: [0])
     compute_type: str = Field(default="auto", pattern=r"^[a-z0-9_]+$")
-    inter_threads: int = Field(default=1, ge=1, le=16)
+    inter_threads: int = Field(
+        default=0, ge=0, le=16, description="batches in flight; 0 = by device (see README)"
+    )
     intra_threads: int = Field(default=0, ge=0, le=256)
     max_batch_size: int = Field(default=16, ge=1, le=256)
     batch_wait_ms: float = Field(

