@@ -16,23 +16,19 @@ import argparse
 import asyncio
 
 from benchmarks.common import (
-    CPU_SHAPE,
-    QUICK_SHAPE,
     EngineConfig,
     RawModel,
     Report,
-    add_common_arguments,
+    baselines,
+    bench_model,
+    bench_parser,
+    bench_session,
     chat_prompts,
     concurrently,
-    default_cache_dir,
-    ensure_bench_model,
     median,
     one_by_one,
-    redis_server,
     run_benchmark,
     say,
-    whole_path,
-    work_dir,
 )
 from benchmarks.concurrency import add_concurrency_argument, many_at_once, report_concurrency
 
@@ -40,9 +36,10 @@ TARGET = 6.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.batching",
-        description="Concurrent versus one-by-one chat requests through the whole path.",
+    parser = bench_parser(
+        "batching",
+        "Concurrent versus one-by-one chat requests through the whole path.",
+        quick="tiny model, 4 requests x 8 tokens (smoke test)",
     )
     parser.add_argument("--requests", type=int, default=None, help="requests (default 16)")
     parser.add_argument("--new-tokens", type=int, default=None, help="tokens each (default 64)")
@@ -52,53 +49,40 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="concurrent rounds, the median is reported (default 3; 1 with --quick)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny model, 4 requests x 8 tokens (smoke test)"
-    )
-    add_common_arguments(parser)
     add_concurrency_argument(parser)
     return parser
 
 
 async def _run(args: argparse.Namespace) -> Report:
-    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    shape, model_dir, build_s = bench_model(args)
     requests = args.requests or (4 if args.quick else 16)
     new_tokens = args.new_tokens or (8 if args.quick else 64)
     rounds_wanted = args.rounds or (1 if args.quick else 3)
-    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
-    engine = EngineConfig(
-        model_dir,
-        max_batch_size=max(requests, 1),
-        batch_wait_ms=args.batch_wait_ms,
-        intra_threads=args.threads,
-    )
+    engine = EngineConfig.from_args(model_dir, args, max_batch_size=max(requests, 1))
     prompts = chat_prompts(requests)
     report = Report("batching")
     say(f"batching: {requests} requests x {new_tokens} new tokens, model {shape.label} int8")
     say(f"  worker: {args.worker}, {engine.describe()}")
-    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
-        say(f"  redis: {redis_label}")
-        async with whole_path(redis_url, engine, worker_mode=args.worker, work_dir=tmp) as client:
-            raw = await asyncio.to_thread(RawModel, engine)
-            try:
-                # Warm up both at full size: first calls allocate buffers and threads, and
-                # the client opens one Redis connection per concurrent reader.
-                await concurrently(client, prompts, new_tokens)
-                await asyncio.to_thread(raw.batch, prompts, new_tokens)
+    async with (
+        bench_session(args.worker) as session,
+        session.path(engine) as path,
+        baselines(engine, RawModel) as (raw,),
+    ):
+        client = path.client
+        # Warm up both at full size: first calls allocate buffers and threads, and the client
+        # opens one Redis connection per concurrent reader.
+        await concurrently(client, prompts, new_tokens)
+        await asyncio.to_thread(raw.batch, prompts, new_tokens)
 
-                say("whole path (client -> Redis -> worker -> reply streams):")
-                sequential = await one_by_one(client, prompts, new_tokens)
-                rounds = [
-                    await concurrently(client, prompts, new_tokens) for _ in range(rounds_wanted)
-                ]
-                together = sorted(rounds, key=lambda r: r.tokens_per_s)[len(rounds) // 2]
-                say("CTranslate2 generate_batch alone (reference):")
-                raw_sequential = await asyncio.to_thread(raw.one_by_one, prompts, new_tokens)
-                raw_batch = await asyncio.to_thread(raw.batch, prompts, new_tokens)
-                if args.concurrency:
-                    many = await many_at_once(client, redis_url, args.concurrency, new_tokens)
-            finally:
-                raw.close()
+        say("whole path (client -> Redis -> worker -> reply streams):")
+        sequential = await one_by_one(client, prompts, new_tokens)
+        rounds = [await concurrently(client, prompts, new_tokens) for _ in range(rounds_wanted)]
+        together = sorted(rounds, key=lambda r: r.tokens_per_s)[len(rounds) // 2]
+        say("CTranslate2 generate_batch alone (reference):")
+        raw_sequential = await asyncio.to_thread(raw.one_by_one, prompts, new_tokens)
+        raw_batch = await asyncio.to_thread(raw.batch, prompts, new_tokens)
+        if args.concurrency:
+            many = await many_at_once(client, session.redis_url, args.concurrency, new_tokens)
 
     ratio = together.tokens_per_s / sequential.tokens_per_s
     raw_ratio = raw_batch.tokens_per_s / raw_sequential.tokens_per_s

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import itertools
 import json
 import math
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -38,11 +38,12 @@ from airoboros_bot.bots.core.service import STOP_STRINGS
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT, EngineSettings
 from airoboros_bot.engine.client import EngineClient, Queued
-from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.model.atomic import build_once
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.protocol import Job, Sampling
+from airoboros_bot.engine.redis_connect import connect
 from airoboros_bot.engine.tokenizer import Tokenizer
 from airoboros_bot.engine.worker import Worker
 
@@ -102,42 +103,15 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "airoboros-bot" / "benchmarks"
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps a model whole
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_build(target: Path, build: Callable[[Path], object]) -> tuple[Path, float]:
     """Return `target`, building it with ``build(tmp_dir)`` first unless it exists.
 
-    The build goes to a temporary sibling renamed into place under a lock file, so a crashed
-    or concurrent build never leaves half a model. Returns the path and the build seconds
-    (0.0 when reused).
+    Built whole or not at all, once even when processes race (`atomic.build_once`). Returns
+    the path and the build seconds (0.0 when reused).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():
-        return target, 0.0
-    with _lock(target.parent / f".{target.name}.lock"):
-        if target.is_dir():
-            return target, 0.0
-        started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
-        try:
-            build(tmp)
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return target, time.perf_counter() - started
+    started = time.perf_counter()
+    built = build_once(target, build, is_complete=Path.is_dir)
+    return target, time.perf_counter() - started if built else 0.0
 
 
 def ensure_bench_model(cache_dir: Path, shape: ModelShape) -> tuple[Path, float]:
@@ -201,6 +175,13 @@ class EngineConfig:
     intra_threads: int = 0
     inter_threads: int = 1
 
+    @classmethod
+    def from_args(cls, model_dir: Path, args: argparse.Namespace, **fields: object) -> EngineConfig:
+        """The configuration the common options (`add_common_arguments`) ask for."""
+        fields.setdefault("batch_wait_ms", args.batch_wait_ms)
+        fields.setdefault("intra_threads", args.threads)
+        return cls(model_dir, **fields)  # type: ignore[arg-type]
+
     def settings(self) -> EngineSettings:
         """The worker's settings."""
         return EngineSettings(
@@ -253,6 +234,23 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _end_with_parent() -> None:
+    """In a worker process before it starts: end it if the benchmark dies (Linux), so a killed
+    benchmark leaves no worker behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass(frozen=True)
+class WorkerPath:
+    """A running worker and a client of its queue: the whole path, ready for requests."""
+
+    client: EngineClient
+    engine: EngineConfig
+    pid: int | None
+    """The worker process (``None`` when it runs inline, in this process)."""
+
+
 @contextlib.asynccontextmanager
 async def whole_path(
     redis_url: str,
@@ -261,8 +259,8 @@ async def whole_path(
     worker_mode: str,
     work_dir: Path,
     ready_timeout_s: float = 600.0,
-) -> AsyncIterator[EngineClient]:
-    """Run a worker on `engine` against `redis_url`; yield a client of the same key prefix.
+) -> AsyncIterator[WorkerPath]:
+    """Run a worker on `engine` against `redis_url`; yield it with a client of its key prefix.
 
     ``worker_mode="process"`` starts ``python -m airoboros_bot worker`` (configured by environment
     variables, logging to ``work_dir/worker.log``); ``"inline"`` runs a `Worker` task in this
@@ -273,14 +271,15 @@ async def whole_path(
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     keys = Keys(prefix)
     name = f"bench-{worker_mode}-{uuid.uuid4().hex[:6]}"
-    # As a bot process connects: a bounded pool, one reply reader for all answers.
-    redis = connect(redis_url, max_connections=32, client_name=BENCH_CLIENT_NAME)
+    # As a bot process connects (any AIROBOROS_REDIS_URL form: REDIS_URL may be a cluster): a
+    # bounded pool, one reply reader for all answers.
+    redis = await connect(redis_url, client_name=BENCH_CLIENT_NAME)
     client = EngineClient(redis, keys, first_chunk_timeout_s=FIRST_CHUNK_TIMEOUT_S)
     process: subprocess.Popen[bytes] | None = None
     worker: Worker | None = None
     generator: Generator | None = None
     task: asyncio.Task[None] | None = None
-    log_path = work_dir / "worker.log"
+    log_path = work_dir / f"worker-{name}.log"
     try:
         if worker_mode == "process":
             with open(log_path, "wb") as log:
@@ -291,6 +290,7 @@ async def whole_path(
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_end_with_parent,
                 )
         else:
             generator = await asyncio.to_thread(
@@ -315,7 +315,7 @@ async def whole_path(
             if time.monotonic() > deadline:
                 raise BenchmarkError(f"the worker was not ready in {ready_timeout_s:g} s")
             await asyncio.sleep(0.05)
-        yield client
+        yield WorkerPath(client, engine, process.pid if process is not None else None)
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -336,6 +336,59 @@ async def whole_path(
         await redis.aclose()
 
 
+@dataclass(frozen=True)
+class Session:
+    """One benchmark run's scratch directory and Redis server; starts workers on demand."""
+
+    redis_url: str
+    work_dir: Path
+    worker_mode: str
+
+    def path(self, engine: EngineConfig) -> contextlib.AbstractAsyncContextManager[WorkerPath]:
+        """A worker on `engine` (in this session's worker mode) and a client of its queue."""
+        return whole_path(
+            self.redis_url, engine, worker_mode=self.worker_mode, work_dir=self.work_dir
+        )
+
+
+@contextlib.asynccontextmanager
+async def bench_session(worker_mode: str) -> AsyncIterator[Session]:
+    """A temporary directory and a Redis server (``REDIS_URL`` or an embedded Valkey), printed
+    and removed afterwards: what every benchmark runs in."""
+    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
+        say(f"  redis: {redis_label}")
+        yield Session(redis_url, tmp, worker_mode)
+
+
+@contextlib.asynccontextmanager
+async def one_worker(
+    engine: EngineConfig, worker_mode: str, *kinds: type[RawModel | EngineGenerator]
+) -> AsyncIterator[tuple[EngineClient, list[RawModel | EngineGenerator]]]:
+    """A session with one worker on `engine` and the given baselines loaded beside it: yields
+    the client of the worker's queue and the baselines, in the order asked."""
+    async with (
+        bench_session(worker_mode) as session,
+        session.path(engine) as path,
+        baselines(engine, *kinds) as models,
+    ):
+        yield path.client, models
+
+
+@contextlib.asynccontextmanager
+async def baselines(
+    engine: EngineConfig, *kinds: type[RawModel | EngineGenerator]
+) -> AsyncIterator[list[RawModel | EngineGenerator]]:
+    """Load the given baselines (`RawModel`, `EngineGenerator`) on `engine`; close them after."""
+    loaded: list[RawModel | EngineGenerator] = []
+    try:
+        for kind in kinds:
+            loaded.append(await asyncio.to_thread(kind, engine))
+        yield loaded
+    finally:
+        for model in loaded:
+            model.close()
+
+
 # -- requests through the path -----------------------------------------------------------------
 @dataclass(frozen=True)
 class Answer:
@@ -347,6 +400,13 @@ class Answer:
     first_token: float
     done: float
     tokens: int
+    text_at: tuple[float, ...] = ()
+    """When each chunk of text arrived."""
+
+    @property
+    def chunk_gaps_s(self) -> list[float]:
+        """Time between consecutive chunks of text, as the reader saw them."""
+        return [b - a for a, b in itertools.pairwise(self.text_at)]
 
     @property
     def latency_s(self) -> float:
@@ -364,31 +424,43 @@ class Answer:
         return self.first_token - self.submitted
 
 
-async def ask(client: EngineClient, prompt: str, new_tokens: int) -> Answer:
-    """Send one chat job as the chat service does (stop strings, deadline); read it to the end."""
-    job = Job(
+def chat_job(client: EngineClient, prompt: str, new_tokens: int) -> Job:
+    """A job as the chat service sends it (stop strings, a deadline, an id from the client, so
+    its replies are read with all others), decoded greedily."""
+    return Job(
         prompt=prompt,
         max_new_tokens=new_tokens,
         sampling=GREEDY,
         stop=STOP_STRINGS,
         deadline=time.time() + 3600,
+        id=client.new_job_id(),
     )
+
+
+async def ask(client: EngineClient, prompt: str, new_tokens: int) -> Answer:
+    """Send one chat job as the chat service does (stop strings, deadline); read it to the end."""
+    job = chat_job(client, prompt, new_tokens)
     submitted = time.perf_counter()
     handle = await client.submit(job)
     queued = time.perf_counter()
     started = first_token = math.nan
+    text_at: list[float] = []
     async for chunk in client.stream(handle):
         now = time.perf_counter()
         if isinstance(chunk, Queued):
             continue
         if chunk.kind in ("start", "reset") and math.isnan(started):
             started = now
-        elif chunk.kind == "token" and math.isnan(first_token):
-            first_token = now
+        elif chunk.kind == "token":
+            text_at.append(now)
+            if math.isnan(first_token):
+                first_token = now
         elif chunk.kind == "done":
             if math.isnan(first_token):
                 first_token = now
-            return Answer(submitted, queued, started, first_token, now, chunk.tokens)
+            return Answer(
+                submitted, queued, started, first_token, now, chunk.tokens, tuple(text_at)
+            )
     raise BenchmarkError(f"job {job.id} ended without a done chunk")
 
 
@@ -449,6 +521,26 @@ async def warm_up(
         await asyncio.to_thread(baseline.batch, prompts, new_tokens)
 
 
+async def interleaved(
+    client: EngineClient,
+    raw: RawModel,
+    gen: EngineGenerator,
+    prompts: Sequence[str],
+    new_tokens: int,
+    rounds: int,
+) -> tuple[list[RawRun], list[RawRun], list[PathRun]]:
+    """`rounds` of the same batch raw, through `Generator.generate` and through the whole path,
+    one after another in each round, so drifts of a shared machine hit all three alike."""
+    raws: list[RawRun] = []
+    gens: list[RawRun] = []
+    paths: list[PathRun] = []
+    for _ in range(rounds):
+        raws.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
+        gens.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
+        paths.append(await concurrently(client, prompts, new_tokens))
+    return raws, gens, paths
+
+
 # -- the baseline ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RawRun:
@@ -456,6 +548,8 @@ class RawRun:
 
     wall_s: float
     tokens: int
+    cpu_s: float = 0.0
+    """CPU time of this whole process during the call (all its threads)."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -478,6 +572,7 @@ class RawModel:
     def batch(self, prompts: Sequence[str], new_tokens: int) -> RawRun:
         """One ``generate_batch`` of all prompts (tokenized before the clock starts)."""
         tokens = [self.tokenizer.encode_prompt(p) for p in prompts]
+        cpu = time.process_time()
         started = time.perf_counter()
         results = self._ct2.generate_batch(
             tokens,
@@ -488,7 +583,8 @@ class RawModel:
             sampling_topk=1,
         )
         wall = time.perf_counter() - started
-        return RawRun(wall, sum(len(r.sequences_ids[0]) for r in results))
+        cpu = time.process_time() - cpu
+        return RawRun(wall, sum(len(r.sequences_ids[0]) for r in results), cpu)
 
     def one_by_one(self, prompts: Sequence[str], new_tokens: int) -> RawRun:
         """One ``generate_batch`` per prompt, one after another."""
@@ -527,12 +623,14 @@ class EngineGenerator:
             seen[index] += 1
             return False
 
+        cpu = time.process_time()
         started = time.perf_counter()
         results = self._generator.generate(
             tokens, [new_tokens] * len(prompts), self._params, on_token
         )
         wall = time.perf_counter() - started
-        return RawRun(wall, sum(len(ids) for ids in results))
+        cpu = time.process_time() - cpu
+        return RawRun(wall, sum(len(ids) for ids in results), cpu)
 
     def close(self) -> None:
         """Release the model."""
@@ -540,6 +638,23 @@ class EngineGenerator:
 
 
 # -- arguments and output ----------------------------------------------------------------------
+def bench_parser(name: str, description: str, *, quick: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m benchmarks.<name>``: ``--quick`` (help `quick`) and the options
+    every benchmark takes; the benchmark adds its own."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    add_common_arguments(parser)
+    return parser
+
+
+def bench_model(args: argparse.Namespace) -> tuple[ModelShape, Path, float]:
+    """The CPU benchmark model (`QUICK_SHAPE` with ``--quick``), built once: shape, path and
+    build seconds (0.0 when reused)."""
+    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
+    return shape, model_dir, build_s
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every benchmark takes."""
     parser.add_argument(

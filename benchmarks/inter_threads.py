@@ -17,40 +17,33 @@ import argparse
 import asyncio
 import time
 
-from airoboros_bot.bots.core.service import STOP_STRINGS
 from airoboros_bot.engine.client import EngineClient
-from airoboros_bot.engine.protocol import Chunk, Job
+from airoboros_bot.engine.protocol import Chunk
 from benchmarks.common import (
-    CPU_SHAPE,
-    GREEDY,
-    QUICK_SHAPE,
     EngineConfig,
     Report,
-    add_common_arguments,
     ask,
+    bench_model,
+    bench_parser,
+    bench_session,
+    chat_job,
     chat_prompts,
-    default_cache_dir,
-    ensure_bench_model,
     median,
-    redis_server,
     run_benchmark,
     say,
-    whole_path,
-    work_dir,
 )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.inter_threads",
-        description="Short questions behind a long answer: inter_threads 1 versus 2.",
+    parser = bench_parser(
+        "inter_threads",
+        "Short questions behind a long answer: inter_threads 1 versus 2.",
+        quick="tiny model (smoke test)",
     )
     parser.add_argument("--long-tokens", type=int, default=None, help="default 256")
     parser.add_argument("--short", type=int, default=None, help="short questions (default 4)")
     parser.add_argument("--short-tokens", type=int, default=None, help="default 16")
     parser.add_argument("--rounds", type=int, default=None, help="default 3 (1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="tiny model (smoke test)")
-    add_common_arguments(parser)
     return parser
 
 
@@ -59,13 +52,7 @@ async def _long_answer(
 ) -> tuple[float, int]:
     """Submit-to-done seconds and tokens of one long answer; sets ``streaming`` at its first
     text."""
-    job = Job(
-        prompt,
-        max_new_tokens=tokens,
-        sampling=GREEDY,
-        stop=STOP_STRINGS,
-        deadline=time.time() + 3600,
-    )
+    job = chat_job(client, prompt, tokens)
     began = time.perf_counter()
     handle = await client.submit(job)
     generated = 0
@@ -92,13 +79,12 @@ async def _scenario(
 
 
 async def _run(args: argparse.Namespace) -> Report:
-    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    shape, model_dir, build_s = bench_model(args)
     long_tokens = args.long_tokens or (32 if args.quick else 256)
     short_count = args.short or (2 if args.quick else 4)
     short_tokens = args.short_tokens or (4 if args.quick else 16)
     rounds = args.rounds or (1 if args.quick else 3)
     total_threads = args.threads or 2
-    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
     shorts = chat_prompts(short_count + 1)[1:]
     report = Report("inter_threads")
     say(
@@ -107,8 +93,7 @@ async def _run(args: argparse.Namespace) -> Report:
     )
     results: dict[int, tuple[float, float]] = {}
     generated = 0
-    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
-        say(f"  redis: {redis_label}")
+    async with bench_session(args.worker) as session:
         for inter in (1, 2):
             engine = EngineConfig(
                 model_dir,
@@ -118,12 +103,10 @@ async def _run(args: argparse.Namespace) -> Report:
                 intra_threads=max(1, total_threads // inter),
             )
             say(f"  {engine.describe()}")
-            async with whole_path(
-                redis_url, engine, worker_mode=args.worker, work_dir=tmp
-            ) as client:
-                await _scenario(client, 4, shorts, 2)  # warm-up
+            async with session.path(engine) as path:
+                await _scenario(path.client, 4, shorts, 2)  # warm-up
                 runs = [
-                    await _scenario(client, long_tokens, shorts, short_tokens)
+                    await _scenario(path.client, long_tokens, shorts, short_tokens)
                     for _ in range(rounds)
                 ]
             results[inter] = (median([r[0] for r in runs]), median([r[1] for r in runs]))

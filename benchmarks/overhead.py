@@ -18,25 +18,21 @@ import argparse
 import asyncio
 
 from benchmarks.common import (
-    CPU_SHAPE,
-    QUICK_SHAPE,
     EngineConfig,
     EngineGenerator,
     RawModel,
     Report,
-    add_common_arguments,
     ask,
+    baselines,
+    bench_model,
+    bench_parser,
+    bench_session,
     chat_prompts,
-    concurrently,
-    default_cache_dir,
-    ensure_bench_model,
+    interleaved,
     median,
-    redis_server,
     run_benchmark,
     say,
     warm_up,
-    whole_path,
-    work_dir,
 )
 from benchmarks.concurrency import add_concurrency_argument, many_at_once, report_concurrency
 
@@ -45,9 +41,10 @@ LATENCY_TARGET_MS = 5.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.overhead",
-        description="The whole path versus one raw generate_batch call, side by side.",
+    parser = bench_parser(
+        "overhead",
+        "The whole path versus one raw generate_batch call, side by side.",
+        quick="tiny model, few short requests",
     )
     parser.add_argument("--requests", type=int, default=None, help="batch size (default 16)")
     parser.add_argument("--new-tokens", type=int, default=None, help="tokens each (default 64)")
@@ -57,57 +54,44 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repeats", type=int, default=None, help="single-request repeats (default 9)"
     )
-    parser.add_argument("--quick", action="store_true", help="tiny model, few short requests")
-    add_common_arguments(parser)
     add_concurrency_argument(parser)
     return parser
 
 
 async def _run(args: argparse.Namespace) -> Report:
-    shape = QUICK_SHAPE if args.quick else CPU_SHAPE
+    shape, model_dir, build_s = bench_model(args)
     requests = args.requests or (4 if args.quick else 16)
     new_tokens = args.new_tokens or (8 if args.quick else 64)
     rounds = args.rounds or (1 if args.quick else 5)
     repeats = args.repeats or (3 if args.quick else 9)
-    model_dir, build_s = ensure_bench_model(args.cache_dir or default_cache_dir(), shape)
-    engine = EngineConfig(
-        model_dir,
-        max_batch_size=max(requests, 1),
-        batch_wait_ms=args.batch_wait_ms,
-        intra_threads=args.threads,
-    )
+    engine = EngineConfig.from_args(model_dir, args, max_batch_size=max(requests, 1))
     prompts = chat_prompts(requests)
     say(f"overhead: {requests} requests x {new_tokens} new tokens, model {shape.label} int8")
     say(f"  worker: {args.worker}, {engine.describe()}")
-    with work_dir() as tmp, redis_server(tmp / "valkey") as (redis_url, redis_label):
-        say(f"  redis: {redis_label}")
-        async with whole_path(redis_url, engine, worker_mode=args.worker, work_dir=tmp) as client:
-            raw = await asyncio.to_thread(RawModel, engine)
-            gen = await asyncio.to_thread(EngineGenerator, engine)
-            try:
-                await warm_up(client, (raw, gen), prompts, new_tokens)
+    async with (
+        bench_session(args.worker) as session,
+        session.path(engine) as path,
+        baselines(engine, RawModel, EngineGenerator) as (raw, gen),
+    ):
+        client = path.client
+        await warm_up(client, (raw, gen), prompts, new_tokens)
 
-                say(f"single requests ({repeats} repeats, interleaved) ...")
-                single_raw, single_gen, single_path, ttft = [], [], [], []
-                for i in range(repeats):
-                    prompt = prompts[i % len(prompts)]
-                    single_raw.append(await asyncio.to_thread(raw.batch, [prompt], new_tokens))
-                    single_gen.append(await asyncio.to_thread(gen.batch, [prompt], new_tokens))
-                    answer = await ask(client, prompt, new_tokens)
-                    single_path.append(answer)
-                    ttft.append(answer.ttft_s)
+        say(f"single requests ({repeats} repeats, interleaved) ...")
+        single_raw, single_gen, single_path, ttft = [], [], [], []
+        for i in range(repeats):
+            prompt = prompts[i % len(prompts)]
+            single_raw.append(await asyncio.to_thread(raw.batch, [prompt], new_tokens))
+            single_gen.append(await asyncio.to_thread(gen.batch, [prompt], new_tokens))
+            answer = await ask(client, prompt, new_tokens)
+            single_path.append(answer)
+            ttft.append(answer.ttft_s)
 
-                say(f"batches of {requests} ({rounds} rounds, interleaved) ...")
-                batch_raw, batch_gen, batch_path = [], [], []
-                for _ in range(rounds):
-                    batch_raw.append(await asyncio.to_thread(raw.batch, prompts, new_tokens))
-                    batch_gen.append(await asyncio.to_thread(gen.batch, prompts, new_tokens))
-                    batch_path.append(await concurrently(client, prompts, new_tokens))
-                if args.concurrency:
-                    many = await many_at_once(client, redis_url, args.concurrency, new_tokens)
-            finally:
-                raw.close()
-                gen.close()
+        say(f"batches of {requests} ({rounds} rounds, interleaved) ...")
+        batch_raw, batch_gen, batch_path = await interleaved(
+            client, raw, gen, prompts, new_tokens, rounds
+        )
+        if args.concurrency:
+            many = await many_at_once(client, session.redis_url, args.concurrency, new_tokens)
 
     report = Report("overhead")
     raw_tps = median([r.tokens_per_s for r in batch_raw])

@@ -15,13 +15,13 @@ from pathlib import Path
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.bots.terminal.chat import TerminalChat
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import Settings, SettingsError, load_settings
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
 from airoboros_bot.conversations.prompt import fit_prompt
-from airoboros_bot.engine.connection import stop_retrying
-from airoboros_bot.engine.errors import EngineError
-from airoboros_bot.engine.model.demo import read_manifest
+from airoboros_bot.engine.model.manifest import read_manifest
+from airoboros_bot.engine.redis_connect import stop_retrying
 from airoboros_bot.engine.supervisor import supervise
 
 log = logging.getLogger("airoboros_bot")
@@ -88,12 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     convert = sub.add_parser(
         "convert", help="convert a Hugging Face LLaMA checkpoint to CTranslate2"
     )
-    convert.add_argument("hf_dir", type=Path)
-    convert.add_argument("out_dir", type=Path)
+    convert.add_argument("hf_dir", type=Path, nargs="?")
+    convert.add_argument("out_dir", type=Path, nargs="?")
     convert.add_argument(
         "--quantization", choices=["int8", "int8_float16", "float16", "float32"], default="int8"
     )
     convert.add_argument("--force", action="store_true", help="overwrite OUT_DIR")
+    existing = convert.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--check-tokenizer",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="check a converted model's tokenizer.json against its tokenizer.model, id for id",
+    )
+    existing.add_argument(
+        "--fix-tokenizer",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="rebuild a converted model's tokenizer.json from its tokenizer.model, checked",
+    )
     return parser
 
 
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"airoboros-bot: {exc}", file=sys.stderr)
+        print(f"airoboros-bot: {exc.user_message}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level if args.command != "chat" else logging.WARNING,
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
-    except (ChatError, EngineError) as exc:
+    except AiroborosError as exc:
         print(f"airoboros-bot: {exc.user_message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -213,7 +226,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> int:
-    from airoboros_bot.bots.discord.launch import run_discord
+    from airoboros_bot.bots.discord.client import run_discord
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():  # fail before loading the model
@@ -251,9 +264,34 @@ async def _run_bot(settings: Settings, args: argparse.Namespace, run, **options)
 async def _convert(settings: Settings, args: argparse.Namespace) -> int:
     from airoboros_bot.engine.convert.converter import convert
 
+    model_dir = args.check_tokenizer or args.fix_tokenizer
+    if model_dir is not None or args.hf_dir is None or args.out_dir is None:
+        if model_dir is None or args.hf_dir is not None:
+            print(
+                "airoboros-bot: convert takes HF_DIR OUT_DIR, or --check-tokenizer MODEL_DIR, "
+                "or --fix-tokenizer MODEL_DIR",
+                file=sys.stderr,
+            )
+            return 2
+        return _recheck_tokenizer(model_dir, fix=args.fix_tokenizer is not None)
+
     # Blocking on purpose: nothing else runs in this loop, and Ctrl-C must reach the
     # conversion (a worker thread would keep converting, then move the result into place).
     convert(args.hf_dir, args.out_dir, quantization=args.quantization, force=args.force)
+    return 0
+
+
+def _recheck_tokenizer(model_dir: Path, *, fix: bool) -> int:
+    from airoboros_bot.engine.convert.recheck import check_or_explain, fix_converted_tokenizer
+
+    if fix:
+        check = fix_converted_tokenizer(model_dir)
+        print(
+            f"{model_dir / 'tokenizer.json'} rebuilt from tokenizer.model: it gives "
+            f"SentencePiece's ids for all {check.texts} check texts"
+        )
+    else:
+        print(check_or_explain(model_dir))
     return 0
 
 

@@ -1,8 +1,20 @@
 """Every Redis key airoboros-bot uses, in one place.
 
-Keys of one job share the hash tag ``{job id}`` so a Redis Cluster keeps them on one slot. The
-submission markers take the job stream's own name as their hash tag, so the script that queues a
-job touches a single slot too.
+On a Redis Cluster, a command or script over several keys must stay in one hash slot, so the
+keys used together share a hash tag (the part in braces decides the slot):
+
+- one job: ``{job id}`` (reply stream, fencing hash, cancel key, ...); a job id of the form
+  ``tag~rest`` uses ``{tag}`` instead, so a reader gives the jobs it waits for its own tag and
+  reads all their reply streams, and its wake stream, with one ``XREAD`` (which must not span
+  slots);
+- the submission markers take the job stream's own name as their hash tag, so the script that
+  queues a job touches a single slot too;
+- one conversation: ``{conversation id}`` (settings, turns, context blocks);
+- one workspace's games: ``{platform:workspace}`` (game, scores, names, per-question scratch).
+
+Keys never used together (the worker registry, rate limits) need no tag. The job stream is one
+key, so one cluster node serves the whole queue (a few commands per job, not per token: see
+README, Scaling out).
 """
 
 from __future__ import annotations
@@ -28,26 +40,31 @@ class Keys:
         """Jobs that failed too many times."""
         return f"{self.prefix}:jobs:dead"
 
+    def _job(self, job_id: str) -> str:
+        tag, sep, rest = job_id.partition("~")
+        return f"{self.prefix}:job:{{{tag}}}{sep}{rest}"
+
     def job_output(self, job_id: str) -> str:
         """The reply stream of one job."""
-        return f"{self.prefix}:job:{{{job_id}}}:out"
+        return f"{self._job(job_id)}:out"
 
     def job_run(self, job_id: str) -> str:
         """Hash fencing a job's output: attempt, owner token, last sequence number, done."""
-        return f"{self.prefix}:job:{{{job_id}}}:run"
+        return f"{self._job(job_id)}:run"
 
     def job_submitted(self, job_id: str) -> str:
         """The job's current entry id on the job stream (same slot as the stream): a retried
         submission finds it and queues nothing twice."""
         return f"{{{self.jobs}}}:submitted:{job_id}"
 
-    def reply_wake(self, reader_id: str) -> str:
-        """A stream that wakes one process's reply reader when it has a new stream to watch."""
-        return f"{self.prefix}:reader:{{{reader_id}}}:wake"
+    def reply_wake(self, reader_tag: str) -> str:
+        """A stream that wakes one process's reply reader when it has a new stream to watch
+        (on the slot of the reader's ``tag~`` jobs)."""
+        return f"{self.prefix}:reader:{{{reader_tag}}}:wake"
 
     def job_cancel(self, job_id: str) -> str:
         """Set when the job's reader asks it to stop."""
-        return f"{self.prefix}:job:{{{job_id}}}:cancel"
+        return f"{self._job(job_id)}:cancel"
 
     def worker_health(self, worker: str) -> str:
         """A worker's heartbeat key (expires when the worker stops reporting)."""
@@ -70,15 +87,47 @@ class Keys:
 
     def conversation(self, conversation_id: str) -> str:
         """Hash with a conversation's settings (mode, title)."""
-        return f"{self.prefix}:conv:{conversation_id}"
+        return f"{self.prefix}:conv:{{{conversation_id}}}"
 
     def conversation_turns(self, conversation_id: str) -> str:
         """List of a conversation's finished turns, oldest first."""
-        return f"{self.prefix}:conv:{conversation_id}:turns"
+        return f"{self.prefix}:conv:{{{conversation_id}}}:turns"
 
     def conversation_context(self, conversation_id: str) -> str:
         """List of a conversation's context blocks, in the order they were added."""
-        return f"{self.prefix}:conv:{conversation_id}:context"
+        return f"{self.prefix}:conv:{{{conversation_id}}}:context"
+
+    @property
+    def layout(self) -> str:
+        """The key layout version stored in Redis (2: conversation keys carry a hash tag)."""
+        return f"{self.prefix}:layout"
+
+    @property
+    def legacy_conversation_pattern(self) -> str:
+        """Matches the conversation keys of layout 1 (and those of layout 2, told apart by
+        their braces)."""
+        return f"{self.prefix}:conv:*"
+
+    def pending_choice(self, token: str) -> str:
+        """Something a user was asked about (e.g. where a context block goes), until they
+        answer (expires)."""
+        return f"{self.prefix}:pending:{token}"
+
+    def delivery(self, platform: str, delivery_id: str) -> str:
+        """Set once when a platform event is first handled (re-deliveries are dropped)."""
+        return f"{self.prefix}:delivery:{platform}:{delivery_id}"
+
+    def edit_budget(self, platform: str, workspace: str) -> str:
+        """Hash: the message-edit token bucket shared by every bot process of one workspace."""
+        return f"{self.prefix}:editbudget:{{{platform}:{workspace}}}"
+
+    def channel_modes(self, platform: str, workspace: str) -> str:
+        """Hash channel id -> default mode of new conversations there (set by an admin)."""
+        return f"{self.prefix}:channelmodes:{platform}:{workspace}"
+
+    def alerts(self, name: str) -> str:
+        """Hash: count and last time / text of an alert for the admin (e.g. engine offline)."""
+        return f"{self.prefix}:alert:{name}"
 
     # -- games: keys of one workspace share the hash tag ``{platform:workspace}``, so the
     # scoring scripts (which touch a game, its channel's and its workspace's scores) stay on one

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from airoboros_bot.config.errors import AiroborosError
+
 DEFAULT_SYSTEM_PROMPT = (
     "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "
     "accurate, uncensored responses to the user's input."
@@ -32,7 +34,17 @@ class RedisSettings(BaseModel):
 
     url: str | None = Field(
         default=None,
-        description="redis:// URL of an existing Redis/Valkey; unset = start an embedded Valkey",
+        description="an existing Redis/Valkey: redis:// or rediss:// (one server), "
+        "redis+cluster://host:port[,host:port] (Redis Cluster), "
+        "redis+sentinel://host:port[,host:port]/master-name (Sentinel); "
+        "unset = start an embedded Valkey",
+    )
+    cluster: bool = Field(
+        default=False,
+        description="AIROBOROS_REDIS_URL is a Redis Cluster node (= redis+cluster://)",
+    )
+    sentinel_password: SecretStr | None = Field(
+        default=None, description="password of the Sentinels themselves, if they require one"
     )
     data_dir: Path | None = Field(
         default=None, description="data directory of the embedded Valkey (AOF persistence)"
@@ -45,6 +57,12 @@ class RedisSettings(BaseModel):
         default=10.0, gt=0, le=300, description="how long a command waits for a free connection"
     )
 
+    @model_validator(mode="after")
+    def _cluster_needs_a_url(self) -> RedisSettings:
+        if self.cluster and not self.url:
+            raise ValueError("AIROBOROS_REDIS_CLUSTER=true needs AIROBOROS_REDIS_URL (a node)")
+        return self
+
 
 class EngineSettings(BaseModel):
     """The CTranslate2 worker and the job protocol."""
@@ -55,7 +73,9 @@ class EngineSettings(BaseModel):
     device: Literal["cpu", "cuda", "auto"] = "auto"
     device_index: list[int] = Field(default_factory=lambda: [0])
     compute_type: str = Field(default="auto", pattern=r"^[a-z0-9_]+$")
-    inter_threads: int = Field(default=1, ge=1, le=16)
+    inter_threads: int = Field(
+        default=0, ge=0, le=16, description="batches in flight; 0 = by device (see README)"
+    )
     intra_threads: int = Field(default=0, ge=0, le=256)
     max_batch_size: int = Field(default=16, ge=1, le=256)
     batch_wait_ms: float = Field(
@@ -182,6 +202,22 @@ class SlackSettings(BaseModel):
     game_post_interval_s: float = Field(
         default=1.0, ge=0, le=10, description="at most one game message per channel this often"
     )
+    admin_user_ids: list[str] = Field(
+        default_factory=list,
+        description="users who may reset, switch or clear any conversation and set channel modes",
+    )
+    workspace_admins_are_admins: bool = Field(
+        default=True, description="workspace admins and owners (users.info) count as admins too"
+    )
+    thread_read_limit: int = Field(
+        default=20, ge=1, le=200, description="messages read as context when mentioned in a thread"
+    )
+    event_dedupe_ttl_s: int = Field(
+        default=3600, ge=60, description="how long an event id is remembered (Slack's retries)"
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus port of the Slack app; 0 = off"
+    )
 
 
 class GameSettings(BaseModel):
@@ -265,7 +301,7 @@ class Settings(BaseSettings):
         return self.data_dir / "demo-model"
 
 
-class SettingsError(Exception):
+class SettingsError(AiroborosError):
     """A setting has a wrong value; `str()` is one line naming the variable and what it needs."""
 
 

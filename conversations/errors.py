@@ -1,14 +1,15 @@
-"""One root error for everything a user can get wrong or run into."""
+"""Errors of the conversations: something a user can get wrong or run into."""
 
 from __future__ import annotations
 
+from airoboros_bot.config.errors import AiroborosError
 
-class ChatError(Exception):
-    """An error with a one-line message meant for the user."""
+
+class ChatError(AiroborosError):
+    """An error of a question, a conversation or a game; its message is meant for the user."""
 
     def __init__(self, user_message: str) -> None:
         super().__init__(user_message)
-        self.user_message = user_message
 
 
 class EmptyPrompt(ChatError):

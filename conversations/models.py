@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -19,18 +19,42 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class ConversationKey:
-    """Where a conversation lives: platform, workspace (guild / team), channel, thread."""
+    """Where a conversation lives: platform, workspace (guild / team), channel, thread.
+
+    A thread (or the root message of a reply chain) is one conversation; ``user`` is set for a
+    person's private conversation there (`private_for`), which nobody else's questions read.
+    """
 
     platform: str
     workspace: str
     channel: str
     thread: str = ""
+    user: str = ""
 
     @property
     def id(self) -> str:
         """A stable string id, safe to use inside a Redis key."""
         parts = (self.platform, self.workspace, self.channel, self.thread)
+        parts += (f"@{self.user}",) if self.user else ()
         return ":".join(quote(p, safe="") for p in parts)
+
+    @property
+    def channel_key(self) -> ConversationKey:
+        """The channel this conversation is in (its settings are the defaults of new ones)."""
+        return ConversationKey(self.platform, self.workspace, self.channel)
+
+    @property
+    def shared(self) -> ConversationKey:
+        """The shared conversation (this key without its private ``user``)."""
+        return replace(self, user="")
+
+    def private_for(self, user: str) -> ConversationKey:
+        """``user``'s private conversation in the same place."""
+        return replace(self, user=user)
+
+    def at(self, thread: str) -> ConversationKey:
+        """The conversation of thread (or reply-chain root) ``thread`` in the same channel."""
+        return ConversationKey(self.platform, self.workspace, self.channel, thread)
 
 
 @dataclass(frozen=True)

@@ -101,25 +101,50 @@ def user_text(question: str, blocks: Sequence[ContextBlock]) -> str:
     return closed_context(blocks, question) if blocks else question
 
 
-_SPECIAL = re.compile(r"</?s>")
+_SPECIAL = re.compile(r"</?s>|<unk>")
+TURN_WORDS = ("USER", "ASSISTANT")
+# A turn separator as typed: the word in capitals (invisible characters allowed inside), not
+# inside a longer word or number, then a colon after optional spaces.
+_TURN = re.compile(
+    rf"(?<![^\W_])(?P<word>{'|'.join(f'{_INV}*'.join(w) for w in TURN_WORDS)})"
+    rf"(?=(?:[^\S\n]|{_INV})*[:：])"
+)
 
 
 def defuse_special(text: str) -> str:
-    """Typed ``<s>`` / ``</s>`` must not become the model's BOS/EOS tokens: ``< /s>``."""
+    """Typed ``<s>`` / ``</s>`` / ``<unk>`` must not become the model's BOS / EOS / UNK tokens:
+    ``< /s>``."""
     return _SPECIAL.sub(lambda m: m.group(0).replace("<", "< ", 1), text)
+
+
+def defuse_turns(text: str) -> str:
+    """Typed turn separators must not read as a new turn: ``USER:`` becomes ``User:``, and
+    ``ASSISTANT:`` ``Assistant:`` (the template's capitals are the model's turn tokens).
+
+    Any capitalised ``USER`` / ``ASSISTANT`` word followed by a colon is changed (also after a
+    newline or inside a sentence), not ``USERS:`` or ``MYUSER:``; idempotent.
+    """
+    return _TURN.sub(lambda m: m.group("word").translate(_NOT_INVISIBLE).title(), text)
+
+
+def defuse_text(text: str) -> str:
+    """User-supplied text (questions, history, context blocks) as the template may embed it."""
+    return defuse_turns(defuse_special(text))
 
 
 def chat_prompt(system: str, history: Sequence[Turn], user_text: str) -> str:
     """The vicuna template: ``{system} USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: ``.
 
-    Only the template itself writes ``</s>``; in the texts it is defused.
+    Only the template itself writes ``</s>``, ``USER:`` and ``ASSISTANT:``: in the questions,
+    answers and context blocks they are defused (`defuse_text`); in the system prompt, which
+    the operator writes, only the special tokens are.
     """
     parts = [f"{defuse_special(system)} " if system else ""]
     parts += [
-        f"USER: {defuse_special(turn.user)} ASSISTANT: {defuse_special(turn.assistant)}{EOS}"
+        f"USER: {defuse_text(turn.user)} ASSISTANT: {defuse_text(turn.assistant)}{EOS}"
         for turn in history
     ]
-    parts.append(f"USER: {defuse_special(user_text)} ASSISTANT: ")
+    parts.append(f"USER: {defuse_text(user_text)} ASSISTANT: ")
     return "".join(parts)
 
 
@@ -184,23 +209,24 @@ def fit_prompt(
     # The largest number of newest turns that fits: gallop 1, 2, 4, ... then bisect.
     turns = list(history)
     asked = user_text(question, included)
+
+    def keeps(k: int) -> bool:
+        """Whether the newest ``k`` turns fit; if so, they make the prompt so far."""
+        nonlocal text, tokens
+        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
+        count = count_tokens(candidate)
+        if count > limit:
+            return False
+        text, tokens = candidate, count
+        return True
+
     kept, too_many = 0, len(turns) + 1
     while kept < len(turns) and too_many > len(turns):
         k = min(len(turns), 2 * kept or 1)
-        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
-        count = count_tokens(candidate)
-        if count <= limit:
-            kept, text, tokens = k, candidate, count
-        else:
-            too_many = k
+        kept, too_many = (k, too_many) if keeps(k) else (kept, k)
     while too_many - kept > 1 and too_many <= len(turns):
         k = (kept + too_many) // 2
-        candidate = chat_prompt(system, turns[len(turns) - k :], asked)
-        count = count_tokens(candidate)
-        if count <= limit:
-            kept, text, tokens = k, candidate, count
-        else:
-            too_many = k
+        kept, too_many = (k, too_many) if keeps(k) else (kept, k)
 
     budget_left = context_length - tokens
     return FittedPrompt(

@@ -12,8 +12,10 @@ turn is removed only if it is still the one read.
 from __future__ import annotations
 
 import json
+import logging
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey, Mode, Turn
@@ -44,6 +46,10 @@ return false
 """
 RECENT = 64
 """How many of the newest entries a repeated append looks through for its id."""
+_LINK = "link"
+log = logging.getLogger(__name__)
+KEY_LAYOUT = 2
+"""Layout 2: a conversation's keys share the hash tag ``{conversation id}`` (Redis Cluster)."""
 
 
 class ConversationStore:
@@ -170,6 +176,95 @@ class ConversationStore:
             count, _ = await pipe.execute()
         return int(count)
 
+    # -- conversations in a team channel -------------------------------------------------------
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis client (for helpers that keep their own keys, see config/keys.py)."""
+        return self._redis
+
+    @property
+    def keys(self) -> Keys:
+        """The key names."""
+        return self._keys
+
+    async def stored_mode(self, key: ConversationKey) -> Mode | None:
+        """The mode set for this conversation, or None when never set."""
+        raw = await self._redis.hget(self._keys.conversation(key.id), "mode")
+        return Mode(raw) if raw else None
+
+    async def set_meta_once(self, key: ConversationKey, name: str, value: str) -> bool:
+        """Store a setting unless it is already set (HSETNX); True when this call set it."""
+        created = await self._redis.hsetnx(self._keys.conversation(key.id), name, value)
+        await self._touch(key)
+        return bool(created)
+
+    async def link(self, ref: ConversationKey, conversation: ConversationKey) -> None:
+        """Make replies under ``ref`` (a thread, or a message of the bot) continue
+        ``conversation`` (same platform and workspace)."""
+        target = json.dumps([conversation.channel, conversation.thread, conversation.user])
+        await self.set_meta(ref, _LINK, target)
+
+    async def linked(self, ref: ConversationKey) -> ConversationKey | None:
+        """The conversation replies under ``ref`` continue, or None when nothing was linked."""
+        raw = await self.get_meta(ref, _LINK)
+        if raw is None:
+            return None
+        channel, thread, user = json.loads(raw)
+        return ConversationKey(ref.platform, ref.workspace, channel, thread, user)
+
+    async def set_channel_mode(self, channel: ConversationKey, mode: Mode) -> None:
+        """The default mode of conversations started in a channel from now on."""
+        await self.set_mode(channel.channel_key, mode)
+        name = self._keys.channel_modes(channel.platform, channel.workspace)
+        await self._redis.hset(name, channel.channel, mode.value)
+
+    async def channel_modes(self, platform: str, workspace: str) -> dict[str, Mode]:
+        """Channel id -> default mode, for every channel of a workspace where one was set."""
+        raw = await self._redis.hgetall(self._keys.channel_modes(platform, workspace))
+        return {str(channel): Mode(mode) for channel, mode in raw.items()}
+
     async def forget(self, key: ConversationKey) -> None:
         """Delete everything stored for the conversation."""
         await self._redis.delete(*self._all_keys(key))
+
+    # -- key layout ---------------------------------------------------------------------------
+    async def upgrade_key_layout(self) -> int:
+        """Rename conversation keys written before they had a hash tag; returns how many moved.
+
+        Runs once per Redis (the layout key records it) and is safe from several processes at
+        once: RENAMENX never overwrites, and a key another process moved first is skipped.
+        """
+        if int(await self._redis.get(self._keys.layout) or 1) >= KEY_LAYOUT:
+            return 0
+        head = self._keys.legacy_conversation_pattern.removesuffix("*")
+        moved = 0
+        async for name in self._redis.scan_iter(
+            match=self._keys.legacy_conversation_pattern, count=1000
+        ):
+            target = self._tagged_name(str(name).removeprefix(head))
+            if target is None:
+                continue
+            try:
+                if await self._redis.renamenx(name, target):
+                    moved += 1
+                else:
+                    log.warning("kept %s: %s exists already", name, target)
+            except ResponseError:  # moved meanwhile by another process
+                continue
+        await self._redis.set(self._keys.layout, KEY_LAYOUT)
+        if moved:
+            log.info("moved %d conversation keys to the hash-tagged layout", moved)
+        return moved
+
+    def _tagged_name(self, rest: str) -> str | None:
+        """The layout-2 name of a layout-1 key, given the part after ``{prefix}:conv:``."""
+        if "{" in rest:
+            return None
+        parts = rest.split(":")  # a conversation id has four quoted parts
+        if len(parts) == 4:
+            return self._keys.conversation(rest)
+        if len(parts) == 5 and parts[4] == "turns":
+            return self._keys.conversation_turns(":".join(parts[:4]))
+        if len(parts) == 5 and parts[4] == "context":
+            return self._keys.conversation_context(":".join(parts[:4]))
+        return None

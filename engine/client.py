@@ -1,9 +1,10 @@
 """The bot-side engine client: enqueue a job, then read the job's own reply stream.
 
 Submitting is safe to repeat (`engine.scripts.submit`). Reading goes through the process's one
-`engine.replies.ReplyReader`, so a thousand answers read at once hold one Redis connection, and
-resumes from the last entry seen after Redis comes back. Past ``max_answers`` answers at once a
-submission is refused with `EngineBusy`. Nothing here blocks the event loop.
+`engine.replies.ReplyReader`, so a thousand answers read at once hold one Redis connection (on a
+Redis Cluster too: `new_job_id` gives job ids on the reader's slot), and after Redis comes back
+it reads again from the start, the fence dropping what was seen. Past ``max_answers`` answers at
+once a submission is refused with `EngineBusy`. Nothing here blocks the event loop.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
-from airoboros_bot.engine.connection import pool_exhausted
 from airoboros_bot.engine.errors import EngineError
 from airoboros_bot.engine.protocol import Chunk, ChunkFence, Job
+from airoboros_bot.engine.redis_connect import RedisClient, pool_exhausted
 from airoboros_bot.engine.replies import ReplyReader, stream_order
 from airoboros_bot.engine.scripts import SUBMITTED_TTL_S, QueueScripts, text
 
@@ -68,7 +68,7 @@ class _QueueSnapshot:
     """Where the consumer group stands, read at most once per interval for every waiting
     answer together (two commands, whatever the number of answers)."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, interval_s: float) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, interval_s: float) -> None:
         self._redis = redis
         self._keys = keys
         self._interval_s = interval_s
@@ -105,13 +105,14 @@ class EngineClient:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         keys: Keys,
         *,
         first_chunk_timeout_s: float = 60.0,
         poll_block_ms: int = 1000,
         redis_name: str = "Redis",
         max_answers: int = 1000,
+        liveness_check_s: float = 2.0,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -120,9 +121,19 @@ class EngineClient:
         self._poll_s = poll_block_ms / 1000
         self._redis_name = redis_name
         self._max_answers = max_answers
+        self._liveness_check_s = liveness_check_s
         self._reader = ReplyReader(redis, keys, block_ms=poll_block_ms)
         self._queue = _QueueSnapshot(redis, keys, self._poll_s)
         self._reserved: dict[str, float] = {}  # submitted here, not being read yet
+        self._alive = True  # whether a worker was alive at the last shared check
+        self._alive_at = -1e9
+        self._alive_lock = asyncio.Lock()
+
+    def new_job_id(self) -> str:
+        """A fresh job id on this client's reply reader's slot (``tag~uuid``): give it to the
+        jobs submitted here, so one ``XREAD`` reads all their replies on a Redis Cluster too
+        (any id works; others are polled there)."""
+        return self._reader.new_job_id()
 
     def _unreachable(self) -> EngineUnavailable:
         return EngineUnavailable(
@@ -211,11 +222,19 @@ class EngineClient:
         """Ask the worker to stop this job's generation (it ends within one step).
 
         The cancel key is what counts; the pub/sub message only makes the worker see it sooner.
+        (Two commands, not one pipeline: a Redis Cluster pipeline refuses PUBLISH.)
         """
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._keys.job_cancel(job_id), "1", ex=3600)
-            pipe.publish(self._keys.cancel_channel, job_id)
-            await pipe.execute()
+        await self._redis.set(self._keys.job_cancel(job_id), "1", ex=3600)
+        await self._redis.publish(self._keys.cancel_channel, job_id)
+
+    async def _workers_alive(self) -> bool:
+        """Whether any worker is alive, asked at most once per ``liveness_check_s`` for all
+        the answers waiting here together."""
+        async with self._alive_lock:
+            if time.monotonic() - self._alive_at >= self._liveness_check_s:
+                self._alive = bool(await self.live_workers())
+                self._alive_at = time.monotonic()
+            return self._alive
 
     async def queue_position(self, handle: JobHandle) -> int | None:
         """How many jobs are ahead of this one, or None once a worker has taken it."""
@@ -230,7 +249,10 @@ class EngineClient:
         While no worker has taken the job, yields `Queued` whenever its position changes. If the
         reader stops early (breaks, is cancelled or times out), the job is cancelled so no GPU
         time is wasted on an answer nobody reads. Raises JobFailed / JobTimedOut / EngineBusy /
-        EngineUnavailable with a one-line message.
+        EngineUnavailable with a one-line message. While it waits, the workers' heartbeats are
+        checked every ``liveness_check_s`` (once for all waiting answers): when none is left the
+        wait ends at once (within a heartbeat TTL of the last worker's death, not after
+        ``first_chunk_timeout_s``).
         """
         if self._reserved.pop(handle.job_id, None) is None and (
             self.open_answers >= self._max_answers
@@ -255,10 +277,18 @@ class EngineClient:
                         continue
                     if started:
                         continue
-                    try:  # read at most once per poll interval for all waiting answers
+                    try:  # read at most once per interval for all waiting answers
                         position = await self._queue.position(handle.entry_id)
+                        alive = await self._workers_alive()
                     except REDIS_DOWN:
                         continue
+                    except EngineError:  # busy: every pooled connection in use
+                        continue
+                    if not alive:
+                        raise EngineUnavailable(
+                            "The engine worker stopped before answering: "
+                            "start one with `airoboros-bot worker` and ask again."
+                        )
                     if position is not None and position != last_position:
                         last_position = position
                         waiting_since = time.monotonic()

@@ -84,8 +84,10 @@ class Chunk:
 
     def to_fields(self) -> dict[str, str]:
         """Encode as stream entry fields (defaults left out)."""
+        # vars(), not asdict(): the fields are flat, and asdict's deep copy was a tenth of the
+        # worker's time per streamed chunk.
         data: dict[str, Any] = {
-            k: v for k, v in asdict(self).items() if v not in ("", 0, None) or k == "kind"
+            k: v for k, v in vars(self).items() if v not in ("", 0, None) or k == "kind"
         }
         return {"chunk": json.dumps(data)}
 

@@ -10,7 +10,8 @@ it), so every write here is safe to run twice:
   the owner token is replaced, and the ``start``/``reset`` chunk is written in the same step. A
   retry with the same token changes nothing. A job already answered says so.
 - `emit` writes chunks only while the token still owns the job, and only sequence numbers above
-  the last one written: a stale worker writes nothing, a retried call adds nothing.
+  the last one written: a stale worker writes nothing, a retried call adds nothing. It also
+  says whether the job's reader asked to stop it, so a flush needs one command per job.
 - `ack` removes a job's entry from the queue unless another worker holds it now; a worker sends
   it with its final chunk in one round trip.
 - `release` gives a job up on shutdown; `requeue` puts it back at the end of the queue for any
@@ -23,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from airoboros_bot.engine.redis_connect import RedisClient
 
 SUBMITTED_TTL_S = 3600
 """How long a job's submission marker lasts (far longer than any resent command takes)."""
@@ -65,11 +67,13 @@ return {'ok', attempt}
 """
 
 # KEYS: run hash, reply stream, cancel key. ARGV: token, ttl, final (1/0), then seq, chunk pairs.
-# Returns the last sequence number written, or -1 when the token no longer owns the job.
+# Returns {last sequence number written (-1 when the token no longer owns the job), 1 if the
+# job's reader asked to stop it else 0}.
 EMIT = """
+local cancelled = redis.call('EXISTS', KEYS[3])
 local run = redis.call('HMGET', KEYS[1], 'owner', 'seq', 'done')
-if run[1] ~= ARGV[1] then return -1 end
-if run[3] and run[3] ~= ARGV[1] then return -1 end
+if run[1] ~= ARGV[1] then return {-1, cancelled} end
+if run[3] and run[3] ~= ARGV[1] then return {-1, cancelled} end
 local last = tonumber(run[2] or '0')
 for i = 4, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
@@ -85,7 +89,7 @@ if ARGV[3] == '1' then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-return last
+return {last, cancelled}
 """
 
 # KEYS: run hash. ARGV: token. 1 when given up, 0 when the token did not own the job.
@@ -150,7 +154,7 @@ class QueueScripts:
     every script is.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self.submit = redis.register_script(SUBMIT)
         self.begin = redis.register_script(BEGIN)

@@ -61,6 +61,17 @@ class Tokenizer:
         except TypeError:  # lone surrogates (e.g. from a JSON "\ud800" escape)
             clean = text.encode("utf-8", "replace").decode("utf-8")
             tokens = self._tokenizer.encode(clean, add_special_tokens=False).tokens
+        return self._as_prompt(tokens)
+
+    def encode_prompts(self, texts: list[str]) -> list[list[str]]:
+        """`encode_prompt` of each text, in one call that runs without holding the GIL."""
+        try:
+            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        except TypeError:  # a lone surrogate somewhere: one by one, each cleaned if need be
+            return [self.encode_prompt(text) for text in texts]
+        return [self._as_prompt(e.tokens) for e in encodings]
+
+    def _as_prompt(self, tokens: list[str]) -> list[str]:
         start = 0
         while start < len(tokens) and tokens[start] == self.bos_token:
             start += 1
@@ -76,6 +87,10 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         """Text of token ids, special tokens (BOS, EOS) skipped."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def decode_batch(self, sequences: list[list[int]]) -> list[str]:
+        """`decode` of each sequence, in one call that runs without holding the GIL."""
+        return self._tokenizer.decode_batch(sequences, skip_special_tokens=True)
 
     def is_byte_token(self, token_id: int) -> bool:
         """Whether the id is a byte-fallback token such as <0xE2>."""

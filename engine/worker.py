@@ -27,7 +27,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -35,11 +34,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
 from airoboros_bot.config.settings import EngineSettings
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import Generator, LiveTokens, SamplingParams
 from airoboros_bot.engine.metrics import WorkerMetrics
 from airoboros_bot.engine.protocol import Chunk, FinishReason, Job
+from airoboros_bot.engine.redis_connect import RedisClient
 from airoboros_bot.engine.scripts import SUBMITTED_TTL_S, QueueScripts, text
-from airoboros_bot.engine.tokenizer import StreamDecoder
+from airoboros_bot.engine.streaming import AnswerText, decode_new
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -77,58 +77,19 @@ class _Delivery:
 
 @dataclass
 class _Running:
-    """A job inside a running batch."""
+    """A job inside a running batch: its text grows as `streaming.decode_new` decodes the ids
+    CTranslate2 appends to ``answer.ids``."""
 
     delivery: _Delivery
-    decoder: StreamDecoder
-    text: str = ""
-    emitted: int = 0
-    tokens: int = 0
+    answer: AnswerText
     finish: FinishReason | None = None
     first_token_at: float = 0.0
     lost: bool = False  # another worker owns the job now: write nothing more
     released: bool = False  # stopped for shutdown: queue it again
-    pending: deque[int] = field(default_factory=deque)  # appended by the generator thread
 
     @property
     def job(self) -> Job:
         return self.delivery.job
-
-    def take_tokens(self) -> None:
-        """Decode the tokens received since the last flush and apply the stop strings."""
-        while self.pending:
-            token_id = self.pending.popleft()
-            if self.finish is not None:
-                continue
-            self.tokens += 1
-            self.text += self.decoder.push(token_id)
-            self._apply_stop()
-
-    def _apply_stop(self) -> None:
-        cut = min((i for s in self.job.stop if (i := self.text.find(s)) >= 0), default=-1)
-        if cut >= 0:
-            self.text = self.text[:cut]
-            self.finish = "stop"
-
-    def close(self) -> None:
-        """Take the decoder's held-back text (a character cut in half at the end is dropped)."""
-        if self.finish != "stop":
-            self.text += self.decoder.finish()
-            self.text = self.text.rstrip("\ufffd")
-            self._apply_stop()
-
-    def unsent(self) -> str:
-        """Text not yet streamed, holding back what may be the start of a stop string."""
-        safe = len(self.text)
-        if self.finish is None:
-            for stop in self.job.stop:
-                for n in range(min(len(stop) - 1, len(self.text)), 0, -1):
-                    if self.text.endswith(stop[:n]):
-                        safe = min(safe, len(self.text) - n)
-                        break
-        piece = self.text[self.emitted : safe]
-        self.emitted = max(self.emitted, safe)
-        return piece
 
 
 def _one_line(exc: BaseException) -> str:
@@ -147,7 +108,7 @@ class Worker:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         generator: Generator,
         keys: Keys,
         settings: EngineSettings,
@@ -163,7 +124,9 @@ class Worker:
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.log = _NamedLog(log, {"worker": self.name})
-        self._slots = asyncio.Semaphore(max(1, settings.inter_threads))
+        # As many batches in flight as the model has replicas (resolved by device when 0).
+        self._batch_slots = max(1, settings.inter_threads or generator.inter_threads)
+        self._slots = asyncio.Semaphore(self._batch_slots)
         self._held: dict[str, _Delivery] = {}  # entry id -> delivery, waiting or running
         self._lost: set[str] = set()  # held entries another worker has claimed since
         self._reclaimed: deque[_Delivery] = deque()
@@ -174,6 +137,7 @@ class Worker:
         self._stop_at = 0.0
         self._releasing = False  # the grace period is over: stop and release running jobs
         self._cancelled: set[str] = set()  # ids of running jobs whose reader asked to stop
+        self._wakeups: set[asyncio.Event] = set()  # set to flush running batches at once
         self.jobs_done = 0
         self.jobs_released = 0
         self.started_at = time.time()
@@ -264,6 +228,8 @@ class Worker:
             if unfinished:
                 self.log.warning("stopping: releasing %d running batch(es)", len(unfinished))
                 self._releasing = True
+                for wakeup in self._wakeups:  # their next flush stops and releases them
+                    wakeup.set()
                 await asyncio.gather(*unfinished, return_exceptions=True)
         while self._reclaimed:
             delivery = self._reclaimed.popleft()
@@ -421,19 +387,34 @@ class Worker:
                 self.log.warning("job %s was reclaimed by another worker", delivery.job.id)
         deliveries = [d for d in deliveries if d.entry_id in held]
         cancelled = [flags[d.entry_id] for d in deliveries]
-        tokenizer = self.generator.tokenizer
         window = self.settings.context_length
         now = time.time()
-        plans: list[tuple[_Delivery, Chunk | None, list[str], int]] = []
+        settled: dict[str, Chunk] = {}
         for delivery, flag in zip(deliveries, cancelled, strict=True):
-            job = delivery.job
             if flag:
-                plans.append((delivery, Chunk(kind="done", finish_reason="cancelled"), [], 0))
-            elif job.deadline and now > job.deadline:
-                expired = Chunk(kind="failed", error="Timed out in the queue.")
-                plans.append((delivery, expired, [], 0))
+                settled[delivery.entry_id] = Chunk(kind="done", finish_reason="cancelled")
+            elif delivery.job.deadline and now > delivery.job.deadline:
+                settled[delivery.entry_id] = Chunk(kind="failed", error="Timed out in the queue.")
+        to_run = [d for d in deliveries if d.entry_id not in settled]
+        # Off the event loop, which streams the other running batches meanwhile.
+        encoded = dict(
+            zip(
+                (d.entry_id for d in to_run),
+                await asyncio.to_thread(
+                    self.generator.tokenizer.encode_prompts, [d.job.prompt for d in to_run]
+                )
+                if to_run
+                else [],
+                strict=True,
+            )
+        )
+        plans: list[tuple[_Delivery, Chunk | None, list[str], int]] = []
+        for delivery in deliveries:
+            job = delivery.job
+            if delivery.entry_id in settled:
+                plans.append((delivery, settled[delivery.entry_id], [], 0))
             else:
-                tokens = tokenizer.encode_prompt(job.prompt)
+                tokens = encoded[delivery.entry_id]
                 room = window - len(tokens)
                 if room < 1:
                     error = (
@@ -487,7 +468,9 @@ class Worker:
         self, params: SamplingParams, group: list[tuple[_Delivery, list[str], int]]
     ) -> None:
         tokenizer = self.generator.tokenizer
-        running = [_Running(delivery, StreamDecoder(tokenizer)) for delivery, _, _ in group]
+        running = [
+            _Running(delivery, AnswerText([], delivery.job.stop)) for delivery, _, _ in group
+        ]
         prompts = [prompt for _, prompt, _ in group]
         limits = [limit for _, _, limit in group]
         self.metrics.batch_size.observe(len(running))
@@ -495,42 +478,35 @@ class Worker:
         began = time.monotonic()
         loop = asyncio.get_running_loop()
         arrived = asyncio.Event()
-        stopped: set[int] = set()
-        released: set[int] = set()
-        deadlines = [item.job.deadline for item in running]
-        cancelled = self._cancelled
-
-        def on_token(index: int, token_id: int) -> bool:
-            # Runs on CTranslate2's thread for every token: keep it cheap. Only an item's first
-            # token wakes the event loop (time to first token); the rest are flushed every
-            # stream_interval_ms.
-            item = running[index]
-            if not item.pending and not item.tokens:
-                loop.call_soon_threadsafe(arrived.set)
-            item.pending.append(token_id)
-            deadline = deadlines[index]
-            if deadline and time.time() > deadline:
-                stopped.add(index)
-            if self._releasing and index not in stopped:
-                released.add(index)
-                return True
-            return index in stopped or item.job.id in cancelled
-
+        # CTranslate2 appends each job's ids to its answer's list with no call into this code per
+        # token (the GPU waits for every step's callbacks); the first token of any job wakes the
+        # loop (time to first text), the rest are flushed every stream_interval_ms. A job is
+        # stopped at its next step once its flag in ``live.stop`` is set (cancelled, past its
+        # deadline, at a stop string, lost to another worker, or released on shutdown).
+        live = LiveTokens(
+            [item.answer.ids for item in running],
+            [False] * len(running),
+            on_first_token=lambda: loop.call_soon_threadsafe(arrived.set),
+        )
         generation = asyncio.ensure_future(
-            asyncio.to_thread(self.generator.generate, prompts, limits, params, on_token)
+            asyncio.to_thread(self.generator.generate, prompts, limits, params, live=live)
         )
         interval = self.settings.stream_interval_ms / 1000
-        while True:
-            finished = generation.done()
-            await self._flush(running, stopped)
-            if finished:
-                break
-            arrived.clear()
-            waiter = asyncio.ensure_future(arrived.wait())
-            await asyncio.wait(
-                [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=interval
-            )
-            waiter.cancel()
+        self._wakeups.add(arrived)
+        try:
+            while True:
+                finished = generation.done()
+                await self._flush(running, live.stop)
+                if finished:
+                    break
+                arrived.clear()
+                waiter = asyncio.ensure_future(arrived.wait())
+                await asyncio.wait(
+                    [generation, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=interval
+                )
+                waiter.cancel()
+        finally:
+            self._wakeups.discard(arrived)
         try:
             results = generation.result()
         finally:
@@ -538,30 +514,32 @@ class Worker:
         generated = sum(len(ids) for ids in results)
         self.metrics.generated_tokens.inc(generated)
         self.metrics.tokens_per_second.set(generated / max(1e-6, time.monotonic() - began))
-        for index, (item, ids, limit, prompt) in enumerate(
-            zip(running, results, limits, prompts, strict=True)
-        ):
+        decode_new(tokenizer, [item.answer for item in running if not item.lost], final=True)
+        for item, ids, limit, prompt in zip(running, results, limits, prompts, strict=True):
             if item.lost:
                 continue
-            if index in released and item.finish is None:
+            if item.released:
                 await self._release(item.delivery)
                 continue
-            item.close()
+            if item.answer.stopped:
+                item.finish = "stop"
             if item.finish is None and item.job.deadline and time.time() > item.job.deadline:
                 item.finish = "deadline"
             reason = item.finish or ("length" if len(ids) >= limit else "eos")
             done = Chunk(
                 kind="done",
-                text=item.text.strip(),
+                text=item.answer.text.strip(),
                 finish_reason=reason,
                 tokens=len(ids),
                 prompt_tokens=len(prompt),
                 worker=self.name,
             )
-            await self._finish(item.delivery, done, rest=item.text[item.emitted :])
+            await self._finish(item.delivery, done, rest=item.answer.rest())
 
     def _emit(self, pipe: Pipeline, delivery: _Delivery, *, final: bool) -> None:
-        """Queue on ``pipe`` the fenced write of the delivery's outbox."""
+        """Queue on ``pipe`` the fenced write of the delivery's outbox (`scripts.EMIT`: one
+        script over the job's slot, replying with the last sequence number written and whether
+        the job's reader asked to stop it)."""
         job_id = delivery.job.id
         args: list[str | int] = [delivery.token, self.settings.reply_ttl_s, "1" if final else "0"]
         for seq, chunk in delivery.outbox:
@@ -573,28 +551,34 @@ class Worker:
         ]
         self.scripts.queue(pipe, self.scripts.emit, keys, args)
 
-    async def _flush(self, running: list[_Running], stopped: set[int]) -> None:
-        """Stream new text of every job in one round trip and pick up cancel requests.
+    async def _flush(self, running: list[_Running], stop: list[bool]) -> None:
+        """Stream new text of every job and pick up cancel requests, in one round trip.
 
-        Text taken for streaming stays queued, with its sequence numbers, until Redis has it:
-        if Redis is unreachable the next flush sends the same chunks again.
+        All jobs' new ids are decoded together (`streaming.decode_new`). A job with text to
+        write gets one fenced write (which also reads its cancel flag), any other job one
+        EXISTS of its cancel key: one command per job, all pipelined (each command stays in one
+        job's slot, so a Redis Cluster takes them too). Text taken for streaming stays queued,
+        with its sequence numbers, until Redis has it: if Redis is unreachable the next flush
+        sends the same chunks again.
         """
-        writing: list[int] = []
-        for index, item in enumerate(running):
+        decode_new(self.generator.tokenizer, [item.answer for item in running if not item.lost])
+        writes: list[bool] = []
+        for item in running:
             if item.lost:
+                writes.append(False)
                 continue
-            item.take_tokens()
-            piece = item.unsent()
+            piece = item.answer.unsent()
+            delivery = item.delivery
             if piece:
-                item.delivery.push(Chunk("token", piece))
-            if item.delivery.outbox:
-                writing.append(index)
+                delivery.push(Chunk("token", piece))
+            writes.append(bool(delivery.outbox))
 
         def flush(pipe: Pipeline) -> None:
-            for index in writing:
-                self._emit(pipe, running[index].delivery, final=False)
-            for item in running:
-                pipe.exists(self.keys.job_cancel(item.job.id))
+            for item, write in zip(running, writes, strict=True):
+                if write:
+                    self._emit(pipe, item.delivery, final=False)
+                else:
+                    pipe.exists(self.keys.job_cancel(item.job.id))
 
         try:
             replies = await self.scripts.pipeline(flush)
@@ -602,23 +586,37 @@ class Worker:
             self.log.warning("Redis unreachable while streaming; holding the text back")
             await asyncio.sleep(0.2)
             return
-        for index, last in zip(writing, replies, strict=False):
-            item = running[index]
-            if int(last) < 0:
-                self._lose(item)
-            else:
-                item.delivery.written(int(last))
         now = time.time()
-        for index, (item, flag) in enumerate(zip(running, replies[-len(running) :], strict=True)):
+        releasing = self._releasing
+        for index, (item, write, reply) in enumerate(zip(running, writes, replies, strict=True)):
+            if write:
+                last, flag = int(reply[0]), int(reply[1])
+                if last < 0:
+                    self._lose(item)
+                else:
+                    item.delivery.written(last)
+            else:
+                flag = int(reply)
             if item.delivery.entry_id in self._lost and not item.lost:
                 self._lose(item)
-            if item.emitted and not item.first_token_at:
+            if item.lost:
+                stop[index] = True
+                continue
+            if item.answer.emitted and not item.first_token_at:
                 item.first_token_at = now
                 self.metrics.time_to_first_token.observe(max(0.0, now - item.job.created))
-            if (flag or item.job.id in self._cancelled) and item.finish is None:
-                item.finish = "cancelled"
-            if item.finish is not None or item.lost:
-                stopped.add(index)
+            if item.finish is None:
+                if item.answer.stopped:
+                    item.finish = "stop"
+                elif flag or item.job.id in self._cancelled:
+                    item.finish = "cancelled"
+                elif releasing:
+                    item.released = True
+                    stop[index] = True
+                elif item.job.deadline and now > item.job.deadline:
+                    stop[index] = True  # reported as "deadline" when the batch ends
+            if item.finish is not None:
+                stop[index] = True
 
     def _lose(self, item: _Running) -> None:
         """Another worker owns the job now: stop generating it and write nothing more."""
@@ -649,7 +647,7 @@ class Worker:
             try:
                 # The acknowledgement goes with the final chunk, in the same round trip (it
                 # checks on its own that no other worker holds the job's entry now).
-                last, _ = await self.scripts.pipeline(lambda pipe: finish(pipe, delivery))
+                (last, _), _ = await self.scripts.pipeline(lambda pipe: finish(pipe, delivery))
                 if int(last) < 0:
                     self.log.warning("job %s was taken over by another worker", delivery.job.id)
                     return
@@ -764,6 +762,8 @@ class Worker:
                     job_id = data.decode() if isinstance(data, bytes) else str(data)
                     if job_id in self._active_jobs:
                         self._cancelled.add(job_id)
+                        for wakeup in self._wakeups:  # the next flush stops it
+                            wakeup.set()
             except REDIS_DOWN:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), 1.0)
@@ -781,7 +781,7 @@ class Worker:
                 continue  # the ones taken last time have not run yet
             # A worker with no free slot leaves abandoned jobs to idle workers first, and takes
             # them itself only when they have waited twice as long.
-            busy = self._batches >= max(1, self.settings.inter_threads)
+            busy = self._batches >= self._batch_slots
             try:
                 await self.reclaim(self.settings.claim_idle_ms * (2 if busy else 1))
             except TRANSIENT:

@@ -9,6 +9,7 @@ full length.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -57,6 +58,18 @@ EXPECTED = {
             "short_requests",
         },
     ),
+    "worker_cpu": (
+        ["--quick"],
+        {
+            "worker_us_per_token_8",
+            "worker_us_per_token_16",
+            "raw_us_per_token_16",
+            "generator_us_per_token_16",
+            "python_us_per_token_16",
+            "path_tok_s_16",
+            "levels",
+        },
+    ),
     "gpu_7b": (
         ["--small", "--quick"],
         {
@@ -67,11 +80,41 @@ EXPECTED = {
             "aggregate_path_tok_s",
             "concurrency",
             "device",
+            "levels",
+        },
+    ),
+    "serving": (
+        ["--quick"],
+        {
+            "ceiling_tok_s",
+            "ceiling_rps",
+            "setups",
+            "rates_rps",
+            "requests",
+            "prompt_tokens_max",
+        },
+    ),
+    "scale_out": (
+        ["--quick", "--workers", "1"],
+        {
+            "server_tok_s",
+            "cluster_tok_s",
+            "server_ttft_ms",
+            "cluster_ttft_ms",
+            "server_commands_per_token",
+            "cluster_commands_per_token",
+            "cluster_queue_commands_per_job",
+            "clients",
+            "workers",
         },
     ),
 }
 POSITIVE = {
     "ratio",
+    "worker_us_per_token_8",
+    "worker_us_per_token_16",
+    "raw_us_per_token_16",
+    "path_tok_s_16",
     "short_latency_inter1_ms",
     "short_latency_inter2_ms",
     "path_concurrent_tok_s",
@@ -88,6 +131,23 @@ POSITIVE = {
     "aggregate_raw_tok_s",
     "aggregate_generator_tok_s",
     "aggregate_path_tok_s",
+    "server_tok_s",
+    "cluster_tok_s",
+    "server_ttft_ms",
+    "cluster_ttft_ms",
+    "server_commands_per_token",
+    "cluster_commands_per_token",
+    "ceiling_tok_s",
+    "ceiling_rps",
+}
+SERVING_FIGURES = {
+    "tok_s",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "chunk_gap_p50_ms",
+    "chunk_gap_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
 }
 
 
@@ -109,30 +169,55 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+IN_THE_SUITE = ("gpu_7b", "serving")
+"""Run by `gpu_7b --suite --small --quick` (test_the_gpu_suite_...), checked there."""
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - set(IN_THE_SUITE)))
 def test_benchmark_smallest_mode_ends_with_its_figures(
     name: str, bench_cache: Path, redis_url: str
 ) -> None:
-    options, keys = EXPECTED[name]
-    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
-    if name == "gpu_7b":
-        env.pop("REDIS_URL", None)  # this one starts its own embedded Valkey
-    else:
-        env["REDIS_URL"] = redis_url
+    options, _ = EXPECTED[name]
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache), REDIS_URL=redis_url)
+    if name == "scale_out":
+        env.pop("REDIS_URL")  # it starts its own cluster and server
     done = _run([f"benchmarks.{name}", *options], env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
-    figures = json.loads(lines[-1])
+    assert len(lines) > 3  # the human-readable figures come before the JSON line
+    _check_figures(name, json.loads(lines[-1]))
+
+
+def _check_figures(name: str, figures: dict) -> None:
+    """A benchmark's JSON line: its keys, positive figures, every answer at full length."""
     assert figures["bench"] == name
-    assert COMMON_KEYS | keys <= figures.keys()
+    assert COMMON_KEYS | EXPECTED[name][1] <= figures.keys()
     for key in POSITIVE & figures.keys():
         assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures[key])
     # The models never end early, so every answer ran to its full length.
     assert figures["tokens_generated"] == figures["expected_tokens"] > 0
-    assert len(lines) > 3  # the human-readable figures come before the JSON line
+    if name == "serving":
+        _check_serving(figures)
+    if name == "gpu_7b" and importlib.util.find_spec("transformers"):
+        # transformers runs the same shape (float32 on a CPU) beside CTranslate2.
+        assert figures["peer_batch1_tok_s"] > 0 and figures["peer_aggregate_tok_s"] > 0
+        assert figures["path_vs_peer"] > 0
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+def _check_serving(figures: dict) -> None:
+    """Every set-up ran every rate, with positive figures, side by side in the output."""
+    assert set(figures["setups"]) == {"inter1-wait2", "inter2-wait2"}
+    for setup in figures["setups"].values():
+        assert setup["worker_rss_peak_mib"] > 0
+        assert [run["rate_rps"] for run in setup["runs"]] == figures["rates_rps"]
+        for run in setup["runs"]:
+            assert all(run[key] > 0 for key in SERVING_FIGURES), run
+            assert run["ttft_p50_ms"] <= run["ttft_p99_ms"] <= run["e2e_p99_ms"]
+    # The long prompts are there: a mixed workload, not one repeated question.
+    assert figures["prompt_tokens_max"] > 3 * figures["prompt_tokens_median"] / 2
+
+
+@pytest.mark.parametrize("name", sorted([*EXPECTED, "replica_memory"]))
 def test_benchmark_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = importlib.import_module(f"benchmarks.{name}")
     with pytest.raises(SystemExit) as exited:
@@ -154,6 +239,41 @@ def test_gpu_7b_without_a_gpu_says_how_to_run_on_cpu(tmp_path: Path) -> None:
         gpu_7b.main(["--cache-dir", str(tmp_path)])
     assert "--small" in str(exited.value.code)
     assert list(tmp_path.iterdir()) == []  # refused before building anything
+
+
+def test_the_gpu_suite_runs_on_cpu_and_writes_one_json_file(
+    tmp_path: Path, bench_cache: Path
+) -> None:
+    out = tmp_path / "suite.json"
+    env = dict(os.environ, AIROBOROS_BENCH_CACHE=str(bench_cache))
+    env.pop("REDIS_URL", None)
+    done = _run(["benchmarks.gpu_7b", "--suite", "--small", "--quick", "--out", str(out)], env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    suite = json.loads(out.read_text())
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == suite
+    for name in IN_THE_SUITE:
+        _check_figures(name, suite[name])
+    assert [level["concurrency"] for level in suite["gpu_7b"]["levels"]] == [4, 8]
+    assert all(level["ratio"] > 0 for level in suite["gpu_7b"]["levels"])
+    # CTranslate2's replicas on one device share the weights; each adds its working memory.
+    replicas = suite["replica_memory"]
+    assert replicas["weights_shared"] is True
+    assert replicas["loaded_mib_4"] - replicas["loaded_mib_1"] < replicas["model_mib"] / 2
+    assert replicas["added_mib_4"] > replicas["added_mib_1"] > 0
+    steps_s = suite["replica_memory_s"] + suite["gpu_7b_s"] + suite["serving_s"]
+    assert 0 < steps_s <= suite["elapsed_s"] + 0.3  # rounding
+
+
+def test_the_gpu_suite_stops_starting_steps_when_its_budget_is_spent(tmp_path: Path) -> None:
+    out = tmp_path / "suite.json"
+    done = _run(
+        ["benchmarks.gpu_7b", "--suite", "--small", "--budget-s", "1", "--out", str(out)],
+        dict(os.environ),
+    )
+    assert done.returncode == 1
+    suite = json.loads(out.read_text())
+    for step in ("replica_memory", "gpu_7b", "serving"):
+        assert "budget was spent" in suite[step]["error"]
 
 
 def test_cached_build_builds_once_and_never_leaves_half_a_model(tmp_path: Path) -> None:

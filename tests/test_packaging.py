@@ -8,6 +8,7 @@ visible there: only what the wheel installed is.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,16 +19,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("bots", "engine", "conversations", "config")
+BUILD_OUTPUTS = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from a copy of the checkout without build outputs: setuptools would
+    otherwise pack what a stale ``build/lib`` still holds (modules since removed)."""
     out = tmp_path_factory.mktemp("wheel")
-    build = tmp_path_factory.mktemp("build")
+    source = tmp_path_factory.mktemp("source") / "airoboros-bot"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*BUILD_OUTPUTS))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
-        check=True, cwd=build, timeout=300,
+         "-w", str(out), str(source)],
+        check=True, cwd=source, timeout=300,
     )  # fmt: skip
     (found,) = out.glob("airoboros_bot-*.whl")
     return found

@@ -150,10 +150,13 @@ async def stream_answer(
     *,
     interval_s: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
+    pace_final: bool = False,
 ) -> AnswerView:
     """Render ``events`` into ``sink``: at most one round of edits per ``interval_s``.
 
-    Only pages whose content changed are sent; the final state is always sent.
+    Only pages whose content changed are sent; the final state is always sent. With
+    ``pace_final`` the final round also keeps the interval after the previous one (it waits
+    for the rest of the interval instead of following it at once).
     """
     shown: list[str] = []
     last = -interval_s
@@ -176,12 +179,28 @@ async def stream_answer(
             break
         if clock() - last >= interval_s:
             await flush(final=False)
+    if pace_final:
+        await asyncio.sleep(max(0.0, min(interval_s, last + interval_s - clock())))
     await flush(final=True)
     return view
 
 
+class EditAllowance(Protocol):
+    """How many message edits a workspace may make: a token bucket (in process, or shared by
+    every process in Redis: `bots.core.ratelimit.SharedEditBudget`)."""
+
+    async def try_take(self) -> bool:
+        """Take a token if one is there (intermediate edits are skipped otherwise)."""
+
+    async def take(self) -> None:
+        """Wait for a token (final edits)."""
+
+    async def pause(self, seconds: float) -> None:
+        """The platform said "too many": no edits for anyone for ``seconds``."""
+
+
 class EditBudget:
-    """A token bucket shared by every answer streaming in one workspace (e.g. Slack Tier 3).
+    """A token bucket in this process shared by every answer streaming in one workspace.
 
     Intermediate edits are skipped when the bucket is empty; final edits wait for a token.
     """
@@ -191,21 +210,36 @@ class EditBudget:
         self.capacity = float(burst if burst is not None else max(1, int(per_minute // 6)))
         self.tokens = self.capacity
         self.updated = time.monotonic()
+        self.paused_until = 0.0
 
     def _refill(self) -> None:
         now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        since = max(self.updated, self.paused_until)  # nothing refills during a pause
+        if now > since:
+            self.tokens = min(self.capacity, self.tokens + (now - since) * self.rate)
         self.updated = now
 
-    def try_take(self) -> bool:
-        """Take a token if one is there."""
+    def _wait(self) -> float:
+        """0 after taking a token, else the seconds until one may be there."""
         self._refill()
+        if self.updated < self.paused_until:
+            return self.paused_until - self.updated
         if self.tokens >= 1:
             self.tokens -= 1
-            return True
-        return False
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    async def try_take(self) -> bool:
+        """Take a token if one is there."""
+        return self._wait() == 0.0
 
     async def take(self) -> None:
         """Wait for a token."""
-        while not self.try_take():
-            await asyncio.sleep(max(0.05, (1 - self.tokens) / self.rate))
+        while wait := self._wait():
+            await asyncio.sleep(max(0.05, wait))
+
+    async def pause(self, seconds: float) -> None:
+        """No tokens for anyone for ``seconds`` (then the bucket refills from empty)."""
+        self._refill()
+        self.paused_until = max(self.paused_until, self.updated + seconds)
+        self.tokens = 0.0

@@ -10,10 +10,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from airoboros_bot.bots.core.service import ChatService
@@ -22,24 +22,22 @@ from airoboros_bot.config.settings import Settings
 from airoboros_bot.conversations.models import Mode
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient, EngineUnavailable
-from airoboros_bot.engine.connection import connect, stop_retrying
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.model.demo import ensure_demo_model
+from airoboros_bot.engine.redis_connect import (
+    RedisClient,
+    RedisTarget,
+    RedisUrlError,
+    check_topology,
+    client_for,
+    redact_url,
+    stop_retrying,
+)
 from airoboros_bot.engine.tokenizer import Tokenizer
 from airoboros_bot.engine.worker import Worker
 
 log = logging.getLogger(__name__)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        user = f"{parts.username}:***@" if parts.username else ":***@"
-        netloc = f"{user}{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+__all__ = ["EmbeddedValkey", "Runtime", "redact_url"]
 
 
 class EmbeddedValkey:
@@ -124,8 +122,9 @@ class Runtime:
 
     settings: Settings
     model_dir_override: Path | None = None
-    redis: aioredis.Redis | None = None
+    redis: RedisClient | None = None
     redis_url: str = ""
+    redis_target: RedisTarget | None = None
     embedded: EmbeddedValkey | None = None
     _tokenizer: Tokenizer | None = None
     _engine_client: EngineClient | None = None
@@ -142,30 +141,41 @@ class Runtime:
         """Where Redis is, for messages (no password)."""
         if self.embedded:
             return f"the embedded Valkey ({self.redis_url})"
+        if self.redis_target is not None:
+            return self.redis_target.label
         return f"Redis at {redact_url(self.redis_url)} (AIROBOROS_REDIS_URL)"
 
     async def open(self) -> Runtime:
-        """Connect to Redis (starting the embedded server when no URL is set)."""
-        url = self.settings.redis.url
+        """Connect to Redis (starting the embedded server when no URL is set): one server, a
+        Redis Cluster or a Sentinel-managed primary, as AIROBOROS_REDIS_URL says."""
+        redis_settings = self.settings.redis
+        url = redis_settings.url
         if not url:
             self.embedded = EmbeddedValkey(self.settings.valkey_dir)
             url = await self.embedded.start()
         self.redis_url = url
-        redis_settings = self.settings.redis
+        secret = redis_settings.sentinel_password
         try:
-            self.redis = connect(
-                url,
+            self.redis_target = RedisTarget.parse(url, cluster=redis_settings.cluster)
+            self.redis = client_for(
+                self.redis_target,
+                sentinel_password=secret.get_secret_value() if secret else None,
                 max_connections=redis_settings.max_connections,
                 pool_timeout_s=redis_settings.pool_timeout_s,
                 client_name="airoboros-bot",
             )
-        except ValueError as exc:
+        except (RedisUrlError, ValueError) as exc:
             raise EngineUnavailable(
                 f"AIROBOROS_REDIS_URL is not a valid Redis URL: {exc}"
             ) from None
         try:
             await self.redis.ping()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await check_topology(self.redis, self.redis_target)
+            await ConversationStore(self.redis, self.keys).upgrade_key_layout()
+        except RedisUrlError as exc:
+            await self.close()
+            raise EngineUnavailable(f"AIROBOROS_REDIS_URL: {exc}") from None
+        except (RedisError, OSError) as exc:
             await self.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise EngineUnavailable(f"Cannot reach {self.redis_label}: {reason}") from None

@@ -82,6 +82,11 @@ class AccessRules:
         return None
 
 
+def role_ids(user: Any) -> set[int]:
+    """The ids of a member's roles (none for a user outside a server)."""
+    return {role.id for role in getattr(user, "roles", ())}
+
+
 def _is_snowflake(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).isdigit()
 

@@ -1,7 +1,8 @@
 """The buttons under an answer: Stop while it is written, "Continue in thread" once it is done.
 
 Their custom ids carry what a press needs, so buttons keep working after the bot restarts; a
-press is handed to the client (`ButtonHandler`, which `AiroborosBot` is).
+press is handed to the bot's cog named `ANSWER_BUTTONS_COG` (a `ButtonHandler`: the `/ask`
+commands), looked up on the client, so this module imports no command.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import discord
+
+ANSWER_BUTTONS_COG = "ask"
 
 
 @runtime_checkable
@@ -22,6 +25,13 @@ class ButtonHandler(Protocol):
 
     async def continue_in_thread(self, interaction: discord.Interaction) -> None:
         """The "Continue in thread" button."""
+
+
+def _handler(interaction: discord.Interaction) -> ButtonHandler | None:
+    """The cog that handles presses of the answer buttons, if the client has it."""
+    get_cog = getattr(interaction.client, "get_cog", None)
+    cog = get_cog(ANSWER_BUTTONS_COG) if get_cog is not None else None
+    return cog if isinstance(cog, ButtonHandler) else None
 
 
 class StopButton(
@@ -48,9 +58,9 @@ class StopButton(
         return cls(match["job"], int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = interaction.client
-        if isinstance(bot, ButtonHandler):
-            await bot.stop_button(interaction, self.job_id, self.user_id)
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.stop_button(interaction, self.job_id, self.user_id)
 
 
 class ContinueButton(discord.ui.DynamicItem[discord.ui.Button], template=r"airoboros:thread"):
@@ -72,9 +82,9 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Button], template=r"airob
         return cls()
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = interaction.client
-        if isinstance(bot, ButtonHandler):
-            await bot.continue_in_thread(interaction)
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.continue_in_thread(interaction)
 
 
 def button_view(*items: discord.ui.Item) -> discord.ui.View:

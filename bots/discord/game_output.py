@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import discord
 
 from airoboros_bot.bots.core.render import split_message
-from airoboros_bot.bots.discord.core import NO_MENTIONS
 from airoboros_bot.bots.discord.game_view import game_embed
+from airoboros_bot.bots.discord.replies import NO_MENTIONS
 from airoboros_bot.bots.discord.text import MESSAGE_LIMIT
 from airoboros_bot.bots.games import GameMessage, MessageKind
 from airoboros_bot.conversations.models import ConversationKey

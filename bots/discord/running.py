@@ -1,11 +1,20 @@
-"""The answers this bot process is writing, so `/stop` and Stop buttons can cancel them."""
+"""The answers this bot process is writing, so `/stop`, Stop buttons and shutdown can stop
+them: a stopped answer's job is cancelled as soon as it is queued."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from airoboros_bot.conversations.models import ConversationKey
+
+log = logging.getLogger(__name__)
+
+CancelJob = Callable[[str], Awaitable[object]]
 
 
 @dataclass(eq=False)
@@ -20,8 +29,9 @@ class RunningAnswer:
 
 @dataclass
 class RunningAnswers:
-    """Answers in progress, by conversation and user."""
+    """Answers in progress, by conversation and user; ``cancel`` cancels a job of the engine."""
 
+    cancel: CancelJob
     _answers: set[RunningAnswer] = field(default_factory=set)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -63,3 +73,22 @@ class RunningAnswers:
         except TimeoutError:
             return False
         return True
+
+    async def queued(self, answer: RunningAnswer, job_id: str) -> None:
+        """The answer's job is queued: note it, and cancel it if a stop came first."""
+        answer.job_id = job_id
+        if answer.stopping:
+            await self.cancel_job(job_id)
+
+    async def stop(self, answer: RunningAnswer) -> None:
+        """Stop an answer being written (its job is cancelled once it is known)."""
+        answer.stopping = True
+        if answer.job_id:
+            await self.cancel_job(answer.job_id)
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Cancel a job (of this process or an earlier one); a Redis failure is logged."""
+        try:
+            await self.cancel(job_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not cancel job %s: %s", job_id, type(exc).__name__)

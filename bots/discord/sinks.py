@@ -10,7 +10,7 @@ import discord
 
 from airoboros_bot.bots.core.render import AnswerView
 from airoboros_bot.bots.discord.buttons import ContinueButton, StopButton, button_view
-from airoboros_bot.bots.discord.core import NO_MENTIONS
+from airoboros_bot.bots.discord.replies import NO_MENTIONS
 from airoboros_bot.bots.discord.running import RunningAnswer
 
 
@@ -19,7 +19,7 @@ class AnswerSink:
 
     def __init__(self, *, offer_thread: bool) -> None:
         self.offer_thread = offer_thread
-        self.running: RunningAnswer | None = None  # set by `AskCommands.answer`
+        self.running: RunningAnswer | None = None  # set by `commands.ask.AskCommands.answer`
         self.view: AnswerView | None = None  # likewise
         self.more: list[discord.Message | discord.WebhookMessage] = []
         self._buttons_shown = ""  # "", "stop" or "thread": what page 0 carries now

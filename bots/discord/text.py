@@ -1,6 +1,6 @@
 """What the Discord bot says: help, sources as Discord links, context usage, short notices.
 
-Plain text in Discord markdown; nothing here talks to Discord (see `bots.discord.launch`).
+Plain text in Discord markdown; nothing here talks to Discord (see `bots.discord.client`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 An adapter builds one `GameEngine`, implements `GameOutput` (render a `GameMessage` in a
 channel), calls `start` / `stop` / `leaderboard` for its commands, passes players' plain
-messages to `on_message`, and calls `resume_all(platform)` at start-up. See docs/games.md.
+messages to `on_message`, and calls `resume_all(platform)` at start-up. Typed requests
+(``trivia start space 3``) go through one parser, `parse_command` / `parse_post`. See
+docs/games.md.
 """
 
 from airoboros_bot.bots.games.clock import Clock, ScaledClock, SystemClock
@@ -21,6 +23,15 @@ from airoboros_bot.bots.games.models import (
     Question,
     QuestionKind,
 )
+from airoboros_bot.bots.games.requests import (
+    GameRequest,
+    GameUsage,
+    ShowLeaderboard,
+    StartGame,
+    StopGame,
+    parse_command,
+    parse_post,
+)
 
 __all__ = [
     "AnswerOutcome",
@@ -32,12 +43,19 @@ __all__ = [
     "GameKind",
     "GameMessage",
     "GameOutput",
+    "GameRequest",
     "GameStatus",
+    "GameUsage",
     "LeaderboardRow",
     "MessageKind",
     "Question",
     "QuestionKind",
     "QuestionModel",
     "ScaledClock",
+    "ShowLeaderboard",
+    "StartGame",
+    "StopGame",
     "SystemClock",
+    "parse_command",
+    "parse_post",
 ]

@@ -21,9 +21,8 @@ from airoboros_bot.bots.games.matching import normalize, word_of
 from airoboros_bot.bots.games.models import LETTERS, GameKind, Question, QuestionKind
 from airoboros_bot.bots.games.validate import InvalidQuestion, check_prefix, validate
 from airoboros_bot.bots.games.words import WordList
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import GameSettings
-from airoboros_bot.conversations.errors import ChatError
-from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ class QuestionMaker:
                 except InvalidQuestion as exc:
                     reasons.append(str(exc))
                     log.info("rejected a generated %s question: %s", kind, exc)
-                except (EngineError, ChatError) as exc:
+                except AiroborosError as exc:
                     reasons.append(exc.user_message)
                     log.warning("the model could not write a question: %s", exc.user_message)
                     break

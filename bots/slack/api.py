@@ -25,6 +25,14 @@ class SlackCallFailed(Exception):
         self.error = error
 
 
+class SlackRateLimited(SlackCallFailed):
+    """Slack answered 429: nothing more of this method before ``retry_after`` seconds."""
+
+    def __init__(self, method: str, retry_after: float) -> None:
+        super().__init__(method, "ratelimited")
+        self.retry_after = retry_after
+
+
 class SlackApi(Protocol):
     """What the adapter needs from Slack's Web API."""
 
@@ -41,15 +49,39 @@ class SlackApi(Protocol):
     async def update_message(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        """chat.update."""
+        """chat.update; `SlackRateLimited` on a 429 (not retried: the caller decides)."""
 
     async def post_ephemeral(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> None:
         """chat.postEphemeral."""
 
-    async def respond(self, response_url: str, text: str) -> None:
-        """An ephemeral reply through a slash command's or shortcut's response_url."""
+    async def respond(
+        self,
+        response_url: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        replace_original: bool = False,
+    ) -> None:
+        """An ephemeral reply through a slash command's, shortcut's or button's response_url
+        (``replace_original``: in place of the ephemeral message the button was on)."""
+
+    async def thread_messages(self, channel: str, thread_ts: str, limit: int) -> list[dict]:
+        """conversations.replies: the thread's parent and replies, oldest first (at most
+        ``limit``: the parent and the newest replies)."""
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """views.publish: the user's App Home tab."""
+
+    async def is_workspace_admin(self, user: str) -> bool:
+        """users.info: whether the user is an admin or owner of the workspace."""
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """chat.getPermalink (None when Slack cannot give one)."""
@@ -95,16 +127,20 @@ class Origin:
     response_url: str | None = None
 
 
-async def reply_privately(api: SlackApi, origin: Origin, text: str) -> None:
+async def reply_privately(
+    api: SlackApi, origin: Origin, text: str, blocks: list[dict[str, Any]] | None = None
+) -> None:
     """An ephemeral message to the user (chat.postEphemeral, else the response_url)."""
     try:
-        await api.post_ephemeral(origin.channel, origin.user, text, thread_ts=origin.thread_ts)
+        await api.post_ephemeral(
+            origin.channel, origin.user, text, thread_ts=origin.thread_ts, blocks=blocks
+        )
         return
     except SlackCallFailed as exc:
         if not origin.response_url:
             log.warning("could not reply to %s in %s: %s", origin.user, origin.channel, exc.error)
             return
     try:
-        await api.respond(origin.response_url, text)
+        await api.respond(origin.response_url, text, blocks=blocks)
     except SlackCallFailed as exc:
         log.warning("could not reply through the response_url: %s", exc.error)

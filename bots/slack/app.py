@@ -1,9 +1,10 @@
 """The Slack app: slack-bolt (asyncio) listeners over `SlackChat`, Socket Mode or HTTP mode.
 
 Listeners ack first (within Slack's 3 s) and then do the work; the logic lives in
-`bots/slack_chat.py`. With `bots/slack_web.py` (the Web API calls) and `bots/slack_serve.py`
-(serving HTTP or Socket Mode), the modules of the Slack adapter that import slack_bolt /
-slack_sdk.
+`bots/slack/chat.py`. A global middleware drops events Slack delivers again (same event_id,
+``X-Slack-Retry-Num``), in HTTP and Socket Mode alike, for every process sharing Redis. With
+`bots/slack/web.py` (the Web API calls) and `bots/slack/serve.py` (serving HTTP or Socket
+Mode), the modules of the Slack adapter that import slack_bolt / slack_sdk.
 """
 
 from __future__ import annotations
@@ -20,28 +21,35 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+from prometheus_client import start_http_server
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from airoboros_bot.bots.core.alerts import REGISTRY as ALERT_METRICS
+from airoboros_bot.bots.core.deliveries import Deliveries
 from airoboros_bot.bots.core.ratelimit import RateLimiter
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.bots.slack.api import Origin, SlackApi, reply_privately
 from airoboros_bot.bots.slack.chat import SlackChat
-from airoboros_bot.bots.slack.format import ADD_CONTEXT_CALLBACK, COMMANDS_HINT, STOP_ACTION
+from airoboros_bot.bots.slack.format import (
+    ADD_CONTEXT_CALLBACK,
+    COMMANDS_HINT,
+    CONTEXT_CHOICES,
+    STOP_ACTION,
+)
 from airoboros_bot.bots.slack.game_format import NO_GAMES, SLACK_GAME_COMMANDS
 from airoboros_bot.bots.slack.game_output import ChannelPacer, SlackGameOutput
 from airoboros_bot.bots.slack.games import SlackGames
+from airoboros_bot.bots.slack.home import home_view
 from airoboros_bot.bots.slack.serve import run_http, run_socket_mode, serve_http
 from airoboros_bot.bots.slack.threads import PLATFORM
 from airoboros_bot.bots.slack.web import WebApi
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.config.settings import SlackSettings
-from airoboros_bot.conversations.errors import ChatError
-from airoboros_bot.engine.errors import EngineError
 
 __all__ = ["build_slack_app", "missing_settings", "run_slack", "serve_http"]
 
@@ -67,7 +75,7 @@ async def _guard(api: SlackApi, origin: Origin | None, work: Awaitable[None], wh
     """Run work done after the ack; errors are logged and told to the user privately."""
     try:
         await work
-    except (ChatError, EngineError) as exc:
+    except AiroborosError as exc:
         log.info("%s: %s", what, exc.user_message)
         if origin is not None:
             await reply_privately(api, origin, exc.user_message)
@@ -101,6 +109,7 @@ def build_slack_app(
     )
     api = WebApi(client)
     chat = SlackChat(service, limiter, settings, api, clock=clock)
+    _register_dedupe(app, service, settings)
 
     def command(name: str, run: Callable[[Mapping[str, Any], AsyncBoltContext], Awaitable[None]]):
         async def listener(ack, body: dict, context: AsyncBoltContext) -> None:
@@ -112,6 +121,7 @@ def build_slack_app(
         app.command(name)(listener)
 
     command("/ask", lambda body, _: chat.ask_command(body))
+    command("/ask-private", lambda body, _: chat.ask_private_command(body))
     command("/ask-mode", lambda body, _: chat.mode_command(body))
     command("/ask-reset", lambda body, _: chat.reset_command(body))
     command("/context", lambda body, ctx: chat.context_command(body, ctx.bot_user_id))
@@ -136,6 +146,30 @@ def build_slack_app(
         await ack()
         await _guard(api, _payload_origin(body), chat.stop(body), "stop")
 
+    async def on_context_choice(ack, body: dict, action: dict, context: AsyncBoltContext) -> None:
+        await ack()
+        work = chat.documents.choose(body, str(action.get("action_id")), context.bot_user_id)
+        await _guard(api, _payload_origin(body), work, "context choice")
+
+    for choice in CONTEXT_CHOICES:
+        app.action(choice)(on_context_choice)
+
+    @app.event("app_home_opened")
+    async def on_home(body: dict, event: dict, context: AsyncBoltContext) -> None:
+        user, team = event.get("user"), body.get("team_id") or context.team_id or ""
+        if event.get("tab", "home") != "home" or not isinstance(user, str):
+            return
+        if settings.team_ids and team not in settings.team_ids:
+            return
+
+        async def publish() -> None:
+            view = await home_view(
+                service, limiter, api, settings, team, user, await chat.is_admin(user)
+            )
+            await api.publish_home(user, view)
+
+        await _guard(api, None, publish(), "app home")
+
     @app.shortcut(ADD_CONTEXT_CALLBACK)
     async def on_add_context(ack, body: dict) -> None:
         await ack()
@@ -147,6 +181,28 @@ def build_slack_app(
 
     _register_fallbacks(app, api)
     return app
+
+
+def _register_dedupe(app: AsyncApp, service: ChatService | None, settings: SlackSettings) -> None:
+    """Drop an Events API delivery whose event_id was handled already (Slack retries)."""
+    deliveries: list[Deliveries] = []
+
+    @app.middleware
+    async def dedupe(body: dict, request, next) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and event_id and service is not None:
+            if not deliveries:
+                store = service.store
+                deliveries.append(
+                    Deliveries(store.redis, store.keys, "slack", settings.event_dedupe_ttl_s)
+                )
+            team = str(body.get("team_id") or "")
+            if not await deliveries[0].first(f"{team}:{event_id}"):
+                retry = (request.headers.get("x-slack-retry-num") or ["?"])[0]
+                log.info("dropped event %s delivered again (retry %s)", event_id, retry)
+                return BoltResponse(status=200, body="")
+        await next()
+        return None
 
 
 def _register_games(
@@ -211,9 +267,9 @@ def _register_fallbacks(app: AsyncApp, api: SlackApi) -> None:
 
     @app.error
     async def on_error(error: Exception) -> BoltResponse:
-        if isinstance(error, ChatError | EngineError):
+        if isinstance(error, AiroborosError):
             log.info("request refused: %s", error)
-            return BoltResponse(status=200, body=getattr(error, "user_message", str(error)))
+            return BoltResponse(status=200, body=error.user_message)
         log.error("unhandled error in a Slack listener", exc_info=error)
         return BoltResponse(status=200, body=SORRY)
 
@@ -245,10 +301,9 @@ async def run_slack(runtime: Runtime, *, http: bool, port: int) -> int:
         print(f"airoboros-bot: {missing}", file=sys.stderr)
         return 2
     assert settings.bot_token is not None and runtime.redis is not None
+    # 429s are handled by WebApi (Retry-After honoured; chat.update paced by the sink).
     client = AsyncWebClient(
-        token=settings.bot_token.get_secret_value(),
-        base_url=settings.api_base_url,
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        token=settings.bot_token.get_secret_value(), base_url=settings.api_base_url
     )
     try:
         identity = await client.auth_test()
@@ -262,6 +317,8 @@ async def run_slack(runtime: Runtime, *, http: bool, port: int) -> int:
         print(f"airoboros-bot: cannot reach {settings.api_base_url} ({exc})", file=sys.stderr)
         return 1
     log.info("Slack: workspace %s, bot @%s", identity.get("team"), identity.get("user"))
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=ALERT_METRICS)
     limiter = RateLimiter(runtime.redis, runtime.keys.prefix, settings.rate_limit_per_minute)
     service = runtime.service()
     games = GameEngine(runtime.redis, runtime.keys, service, runtime.settings.games)

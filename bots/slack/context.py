@@ -1,8 +1,10 @@
-"""Context blocks from Slack: ``/context`` threads, messages and text files posted in them, and
-the "Add as context" message shortcut.
+"""Context blocks from Slack: ``/context`` threads, messages and text files posted in them,
+the "Add as context" message shortcut, and a thread read in when the bot is mentioned in it.
 
 Every block carries the metadata the closed-context prompt cites: url (the message's
-permalink), date, author, channel and, for files, the file name.
+permalink), date, author, channel and, for files, the file name. A message added from outside
+a thread never lands in a conversation silently: the user is asked (privately) whether it goes
+to the channel's current context thread or a new one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from airoboros_bot.bots.core.service import ChatService, ContextUsage
+from airoboros_bot.bots.core.service import Actor, ChatService, ContextUsage
 from airoboros_bot.bots.slack.api import (
     Origin,
     SlackApi,
@@ -21,7 +23,10 @@ from airoboros_bot.bots.slack.api import (
     text_field,
 )
 from airoboros_bot.bots.slack.format import (
+    CONTEXT_TO_CURRENT,
+    CONTEXT_TO_NEW,
     CONTEXT_USAGE,
+    context_choice_blocks,
     context_intro,
     escape,
     link,
@@ -71,8 +76,11 @@ class SlackDocuments:
         self.settings = settings
 
     # -- /context -----------------------------------------------------------------------------
-    async def command(self, origin: Origin, text: str, bot_user_id: str | None) -> None:
-        """``/context [title]``, ``/context list``, ``/context clear``, ``/context help``."""
+    async def command(
+        self, origin: Origin, text: str, bot_user_id: str | None, actor: Actor | None = None
+    ) -> None:
+        """``/context [title]``, ``/context list``, ``/context clear`` (the context thread's
+        owner or an admin: ``actor``), ``/context help``."""
         verb = text.strip()
         channel = conversation_key(origin.team, origin.channel)
         if verb.lower() == "help":
@@ -80,28 +88,36 @@ class SlackDocuments:
         elif verb.lower() == "list":
             await reply_privately(self.api, origin, await self.listing(channel))
         elif verb.lower() == "clear":
-            target = await self.service.context_target(channel)
-            removed = await self.service.clear_context(target)
-            where = await self.describe(target)
-            await reply_privately(
-                self.api, origin, f"Removed {removed} context blocks from {where}."
-            )
+            target = await self.service.current_context(channel)
+            if target is None:
+                text = "This channel has no context thread: `/context title` starts one."
+            else:
+                try:
+                    removed = await self.service.clear_context(target, by=actor)
+                    text = f"Removed {removed} context blocks from {await self.describe(target)}."
+                except ChatError as exc:
+                    text = exc.user_message
+            await reply_privately(self.api, origin, text)
         else:
             await self.open_thread(origin, plain_text(verb) or "Context", bot_user_id)
 
-    async def open_thread(self, origin: Origin, title: str, bot_user_id: str | None) -> None:
-        """Post the parent message of a context thread and make it the channel's target."""
+    async def open_thread(
+        self, origin: Origin, title: str, bot_user_id: str | None
+    ) -> ConversationKey | None:
+        """Post the parent message of a context thread (owned by the user) and make it the
+        channel's current one; None (and the user told) when Slack refuses the post."""
         intro = context_intro(title, bot_user_id)
         try:
             ts = await self.api.post_message(origin.channel, intro, [section(intro)])
         except SlackCallFailed as exc:
             await reply_privately(self.api, origin, cannot_post(exc.error))
-            return
+            return None
         thread = conversation_key(origin.team, origin.channel, ts)
         await self.service.open_context(
-            conversation_key(origin.team, origin.channel), thread, title
+            conversation_key(origin.team, origin.channel), thread, title, owner=origin.user
         )
         await link_thread(self.service, origin.team, origin.channel, ts, thread)
+        return thread
 
     async def listing(self, channel: ConversationKey) -> str:
         """The blocks of the channel's current context conversation and the window they use."""
@@ -205,7 +221,8 @@ class SlackDocuments:
 
     # -- "Add as context" ---------------------------------------------------------------------
     async def shortcut(self, payload: Mapping[str, Any]) -> None:
-        """The message shortcut: add the message to the channel's current context target."""
+        """The message shortcut: a message in a thread conversation is added to it; anywhere
+        else the user is asked privately where it goes (see `choose`)."""
         origin = Origin(
             team=text_field(payload, "team", "id"),
             channel=text_field(payload, "channel", "id"),
@@ -216,15 +233,106 @@ class SlackDocuments:
         if not isinstance(message, Mapping) or not message.get("ts"):
             raise ChatError("Sorry, Slack sent no message with that shortcut; nothing was added.")
         thread = message.get("thread_ts")
-        key = None
+        source = conversation_key(origin.team, origin.channel)
         if isinstance(thread, str) and thread:
-            key = await linked_conversation(self.service, origin.team, origin.channel, thread)
-        target = await self.service.context_target(
-            key or conversation_key(origin.team, origin.channel)
+            linked = await linked_conversation(self.service, origin.team, origin.channel, thread)
+            source = linked or source
+        placement = await self.service.context_placement(source)
+        if placement.target is not None:
+            await self._add_and_tell(origin, placement.target, message)
+            return
+        token = await self.service.hold(origin.user, {"message": dict(message)})
+        blocks = context_choice_blocks(token, placement.current_title)
+        await reply_privately(self.api, origin, blocks[0]["text"]["text"], blocks)
+
+    async def choose(
+        self, payload: Mapping[str, Any], action_id: str, bot_user_id: str | None
+    ) -> None:
+        """The user's answer to "where should this message go?"."""
+        origin = Origin(
+            team=text_field(payload, "team", "id"),
+            channel=text_field(payload, "channel", "id"),
+            user=text_field(payload, "user", "id"),
+            response_url=payload.get("response_url") or None,
         )
+        actions = payload.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions else {}
+        token = str(action.get("value") or "") if isinstance(action, Mapping) else ""
+        held = await self.service.take_held(origin.user, token) if token else None
+        message = held.get("message") if held else None
+        if not isinstance(message, Mapping):
+            await self._tell(origin, "That choice has expired: use *Add as context* again.")
+            return
+        target: ConversationKey | None = None
+        if action_id == CONTEXT_TO_CURRENT:
+            target = await self.service.current_context(
+                conversation_key(origin.team, origin.channel)
+            )
+            if target is None:
+                await self._tell(origin, "This channel has no context thread any more.")
+                return
+        elif action_id == CONTEXT_TO_NEW:
+            user = message.get("user")
+            author = await self.api.user_name(user) if isinstance(user, str) and user else ""
+            title = f"Context from {author}" if author else "Context"
+            target = await self.open_thread(origin, title, bot_user_id)
+        if target is None:
+            await self._tell(origin, "Nothing was added.")
+            return
+        await self._add_and_tell(origin, target, message)
+
+    async def _add_and_tell(
+        self, origin: Origin, target: ConversationKey, message: Mapping[str, Any]
+    ) -> None:
         lines = await self.add_message(target, origin.channel, message)
         where = await self.describe(target)
-        await reply_privately(self.api, origin, f"Context for {where}:\n" + "\n".join(lines))
+        await self._tell(origin, f"Context for {where}:\n" + "\n".join(lines))
+
+    async def _tell(self, origin: Origin, text: str) -> None:
+        """Answer a shortcut or a button privately (in place of the question, if any)."""
+        if origin.response_url:
+            try:
+                await self.api.respond(origin.response_url, text, replace_original=True)
+                return
+            except SlackCallFailed as exc:
+                log.info("response_url refused: %s", exc.error)
+        await reply_privately(self.api, origin, text)
+
+    # -- reading a thread ---------------------------------------------------------------------
+    async def read_thread(
+        self,
+        origin: Origin,
+        key: ConversationKey,
+        thread_ts: str,
+        mention_ts: str,
+        bot_user_id: str | None,
+    ) -> int:
+        """Read an existing thread (the bot was just mentioned in it) into context blocks of
+        ``key``, each with its permalink; returns how many blocks were added. Done once per
+        thread; a thread Slack will not give is told to the user, and the question still
+        answered."""
+        if not await self.service.store.set_meta_once(key, "thread_read", mention_ts):
+            return 0
+        limit = self.settings.thread_read_limit
+        try:
+            messages = await self.api.thread_messages(origin.channel, thread_ts, limit + 1)
+        except SlackCallFailed as exc:
+            log.info("could not read thread %s: %s", thread_ts, exc.error)
+            await reply_privately(
+                self.api, origin, f"I could not read this thread ({exc.error}); answering anyway."
+            )
+            return 0
+        added = 0
+        for message in messages:
+            if message.get("ts") == mention_ts or message.get("user") == bot_user_id:
+                continue
+            if message.get("subtype") not in (None, "file_share", "thread_broadcast"):
+                continue
+            if added >= limit:
+                break
+            lines = await self.add_message(key, origin.channel, message)
+            added += sum(line.startswith("Added block") for line in lines)
+        return added
 
 
 def _short(block: ContextBlock) -> str:

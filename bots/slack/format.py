@@ -18,17 +18,36 @@ PAGE_LIMIT = 2900  # one answer message: one section, with room to spare
 HEADER_QUESTION_CHARS = 300
 STOP_ACTION = "stop_answer"
 ADD_CONTEXT_CALLBACK = "add_as_context"
+# The buttons of "where should this block go?" (value: the held choice's token).
+CONTEXT_TO_CURRENT = "context_to_current"
+CONTEXT_TO_NEW = "context_to_new"
+CONTEXT_CANCEL = "context_cancel"
+CONTEXT_CHOICES = (CONTEXT_TO_CURRENT, CONTEXT_TO_NEW, CONTEXT_CANCEL)
 THINKING = "Thinking… ▌"
+PRIVATE_THINKING = "Thinking… (only you can see this question and its answer)"
 EMPTY = "_(empty answer)_"
 
 ASK_USAGE = "Usage: `/ask your question`, e.g. `/ask What is the capital of France?`"
+ASK_PRIVATE_USAGE = (
+    "Usage: `/ask-private your question`: only you see the answer, and it stays out of "
+    "everyone else's conversations."
+)
+THREAD_COMMANDS = (
+    "In a thread, mention me with `reset` to forget its conversation or with "
+    "`mode history` / `mode no-history` to switch it (the person who started it, or an admin)."
+)
 CONTEXT_USAGE = (
     "Usage: `/context [title]` starts a context thread; `/context list` shows the blocks of the "
     "channel's current context thread and how much of the model's window they use; "
     "`/context clear` removes them."
 )
-MODE_USAGE = "Usage: `/ask-mode` shows the mode; `/ask-mode history` or `/ask-mode no-history`."
-COMMANDS_HINT = "Try `/ask`, `/context`, `/ask-mode`, `/ask-reset` or `/trivia help`."
+MODE_USAGE = (
+    "Usage: `/ask-mode` shows the mode new conversations here start with; admins set it with "
+    "`/ask-mode history` or `/ask-mode no-history`."
+)
+COMMANDS_HINT = (
+    "Try `/ask`, `/ask-private`, `/context`, `/ask-mode`, `/ask-reset` or `/trivia help`."
+)
 
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 
@@ -158,21 +177,41 @@ def answer_blocks(
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": header}]})
     blocks.append(section(content))
     if stop_value:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": STOP_ACTION,
-                        "text": {"type": "plain_text", "text": "Stop"},
-                        "style": "danger",
-                        "value": stop_value,
-                    }
-                ],
-            }
-        )
+        stop = button(STOP_ACTION, "Stop", stop_value, "danger")
+        blocks.append({"type": "actions", "elements": [stop]})
     return blocks
+
+
+def button(action_id: str, label: str, value: str, style: str | None = None) -> dict[str, Any]:
+    """A Block Kit button."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label[:75]},
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def context_choice_blocks(token: str, current_title: str | None) -> list[dict[str, Any]]:
+    """Where should a message go, asked privately: the channel's current context thread (if
+    there is one), a new context thread, or nowhere."""
+    if current_title:
+        question = (
+            "This message is not in a context thread. Add it to this channel's context thread "
+            f"“{escape(current_title)}”, or to a new one?"
+        )
+    else:
+        question = "This channel has no context thread yet. Start one with this message?"
+    buttons = []
+    if current_title:
+        label = f"Add to “{current_title[:50]}”"
+        buttons.append(button(CONTEXT_TO_CURRENT, label, token, "primary"))
+    buttons.append(button(CONTEXT_TO_NEW, "New context thread", token))
+    buttons.append(button(CONTEXT_CANCEL, "Cancel", token))
+    return [section(question), {"type": "actions", "elements": buttons}]
 
 
 def context_intro(title: str, bot_user_id: str | None) -> str:

@@ -11,12 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
-from airoboros_bot.bots.games import AnswerStatus, GameEngine, GameError, GameKind
+from airoboros_bot.bots.games import (
+    AnswerStatus,
+    GameEngine,
+    GameError,
+    GameUsage,
+    StartGame,
+    StopGame,
+    parse_command,
+    parse_post,
+)
 from airoboros_bot.bots.slack.api import Origin, reply_privately, text_field
 from airoboros_bot.bots.slack.chat import HUMAN_SUBTYPES, SlackChat
 from airoboros_bot.bots.slack.context import cannot_post
@@ -34,46 +41,13 @@ from airoboros_bot.conversations.errors import ChatError
 
 log = logging.getLogger(__name__)
 
-_ROUNDS = re.compile(r"[0-9]+")
-_TRIGGER = re.compile(r"(trivia|anagram|words)\b(.*)", re.IGNORECASE | re.DOTALL)
-_SCOPES = {"": "channel", "channel": "channel", "workspace": "workspace", "all": "workspace"}
-
-
-@dataclass(frozen=True)
-class GameRequest:
-    """A game someone asked for: which, and its arguments (``rounds=None``: the default)."""
-
-    kind: GameKind
-    topic: str = ""
-    rounds: int | None = None
-    prefix: str = ""
-
-
-def parse_request(kind: GameKind, text: str) -> GameRequest:
-    """``[topic] [rounds]`` (trivia), ``[rounds]`` (anagram), ``[prefix] [rounds]`` (words);
-    `ChatError` with the usage when the words do not fit."""
-    words = text.split()
-    rounds = int(words.pop()) if words and _ROUNDS.fullmatch(words[-1]) else None
-    if kind is GameKind.TRIVIA:
-        return GameRequest(kind, topic=" ".join(words), rounds=rounds)
-    if kind is GameKind.ANAGRAM and words:
-        raise ChatError(ANAGRAM_USAGE)
-    if kind is GameKind.WORDS and len(words) > 1:
-        raise ChatError(WORDS_USAGE)
-    return GameRequest(kind, rounds=rounds, prefix=words[0] if words else "")
-
-
-def trigger(text: str) -> GameRequest | None:
-    """What a message in a trivia channel asks to play (``trivia [start] [topic] [rounds]``,
-    ``anagram [rounds]``, ``words [prefix] [rounds]``), or None; one round unless it says."""
-    match = _TRIGGER.fullmatch(text.strip())
-    if match is None:
-        return None
-    kind, rest = GameKind(match.group(1).lower()), match.group(2)
-    if kind is GameKind.TRIVIA:
-        rest = re.sub(r"^\s*start\b", "", rest, flags=re.IGNORECASE)
-    request = parse_request(kind, rest)
-    return request if request.rounds is not None else replace(request, rounds=1)
+SLACK_GAME_USAGE = GameUsage(
+    trivia=TRIVIA_USAGE,
+    anagram=ANAGRAM_USAGE,
+    words=WORDS_USAGE,
+    leaderboard="Usage: `/trivia leaderboard [channel | workspace]`.",
+    trivia_command="/trivia",
+)
 
 
 class SlackGames:
@@ -123,31 +97,17 @@ class SlackGames:
         await self._attempt(origin, self._command(origin, name, text))
 
     async def _command(self, origin: Origin, name: str, text: str) -> None:
-        if name == "/anagram":
-            await self._start(origin, parse_request(GameKind.ANAGRAM, text))
-            return
-        if name == "/words":
-            await self._start(origin, parse_request(GameKind.WORDS, text))
-            return
-        verb, _, rest = text.partition(" ")
-        verb = verb.lower()
+        request = parse_command(name.removeprefix("/"), text, SLACK_GAME_USAGE)
         key = conversation_key(origin.team, origin.channel)
-        if verb == "start":
-            await self._start(origin, parse_request(GameKind.TRIVIA, rest))
-        elif verb == "stop":
+        if isinstance(request, StartGame):
+            await self._start(origin, request)
+        elif isinstance(request, StopGame):
             await self.engine.stop(key, user_name=await self.api.user_name(origin.user))
-        elif verb == "leaderboard":
-            scope = _SCOPES.get(rest.strip().lower())
-            if scope is None:
-                raise ChatError("Usage: `/trivia leaderboard [channel | workspace]`.")
-            board = await self.engine.leaderboard(key, scope)  # type: ignore[arg-type]
-            await reply_privately(self.api, origin, scores_mrkdwn(board))
-        elif verb in ("", "help"):
-            await reply_privately(self.api, origin, TRIVIA_USAGE)
         else:
-            raise ChatError(f"I don't know `/trivia {verb[:30]}`. {TRIVIA_USAGE}")
+            board = await self.engine.leaderboard(key, request.scope)
+            await reply_privately(self.api, origin, scores_mrkdwn(board))
 
-    async def _start(self, origin: Origin, request: GameRequest) -> None:
+    async def _start(self, origin: Origin, request: StartGame) -> None:
         """Start a game (rate limited like questions); `ChatError` when it cannot start."""
         wait = await self.chat.limiter.check(f"slack:{origin.team}:{origin.user}")
         if wait:
@@ -215,7 +175,7 @@ class SlackGames:
             request = None
             if origin.channel in self.trivia_channels:
                 try:
-                    request = trigger(text)
+                    request = parse_post(text, SLACK_GAME_USAGE)
                 except ChatError as exc:
                     await reply_privately(self.api, origin, escape(exc.user_message))
                     return True

@@ -30,12 +30,22 @@ from airoboros_bot.bots.core.service import (
     Restart,
     Submitted,
 )
-from airoboros_bot.bots.games import AnswerStatus, Commands, GameEngine, GameKind, GameMessage
+from airoboros_bot.bots.games import (
+    AnswerStatus,
+    Commands,
+    GameEngine,
+    GameKind,
+    GameMessage,
+    GameUsage,
+    StartGame,
+    StopGame,
+    parse_command,
+)
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.errors import ChatError
 from airoboros_bot.conversations.models import ConversationKey
 from airoboros_bot.conversations.text import clean_text
 from airoboros_bot.engine.client import Queued
-from airoboros_bot.engine.errors import EngineError
 
 HELP = """Commands:
   !!exit                 leave (end of input does too)
@@ -61,6 +71,8 @@ GAME_COMMANDS = Commands(
     anagram="!!anagram",
     words="!!words",
 )
+GAME_USAGE = GameUsage.of(GAME_COMMANDS, "!!trivia")
+GAMES = frozenset(kind.value for kind in GameKind)
 _QUIET = {
     AnswerStatus.WRONG: "(not it)",
     AnswerStatus.WAIT: "(no question is open: the next one is coming)",
@@ -164,7 +176,7 @@ class TerminalChat:
                         await self._command(message.strip())
                     elif message.strip() and not await self._play(message):
                         await self._answer(self.service.ask(self.key, message, **self._options()))
-                except (ChatError, EngineError) as exc:
+                except AiroborosError as exc:
                     self._note(f"error: {exc.user_message}")
                 except RedisError as exc:
                     self._note(f"error: Redis failed ({type(exc).__name__}): ask again.")
@@ -224,46 +236,25 @@ class TerminalChat:
             raise ChatError("Games are not enabled in this chat.")
         return self.games
 
-    async def _trivia(self, arg: str) -> None:
-        verb, _, rest = arg.partition(" ")
+    async def _game(self, name: str, arg: str) -> None:
+        """``!!trivia ...``, ``!!anagram ...``, ``!!words ...``."""
         engine = self._engine()
-        if verb == "start":
-            words = rest.split()
-            rounds = int(words.pop()) if words and words[-1].isdigit() else None
+        request = parse_command(name, arg, GAME_USAGE)
+        if isinstance(request, StartGame):
             await engine.start(
                 self.key,
-                GameKind.TRIVIA,
-                topic=" ".join(words),
-                rounds=rounds,
+                request.kind,
+                topic=request.topic,
+                prefix=request.prefix,
+                rounds=request.rounds,
                 user_id=self.player_name,
                 user_name=self.player_name,
             )
-        elif verb == "stop":
+        elif isinstance(request, StopGame):
             await engine.stop(self.key, user_name=self.player_name)
-        elif verb == "leaderboard":
-            scope = "workspace" if rest.strip() == "all" else "channel"
-            self.stdout.write((await engine.leaderboard(self.key, scope)).text + "\n")
-            self.stdout.flush()
         else:
-            raise ChatError(
-                "Usage: !!trivia start [topic] [rounds] | !!trivia stop | !!trivia leaderboard"
-            )
-
-    async def _word_game(self, kind: GameKind, arg: str) -> None:
-        words = arg.split()
-        rounds = int(words.pop()) if words and words[-1].isdigit() else None
-        if kind is GameKind.ANAGRAM and words:
-            raise ChatError("Usage: !!anagram [rounds]")
-        if len(words) > 1:
-            raise ChatError("Usage: !!words [prefix] [rounds]")
-        await self._engine().start(
-            self.key,
-            kind,
-            rounds=rounds,
-            prefix=words[0] if words else "",
-            user_id=self.player_name,
-            user_name=self.player_name,
-        )
+            self.stdout.write((await engine.leaderboard(self.key, request.scope)).text + "\n")
+            self.stdout.flush()
 
     def _options(self) -> dict[str, float | int | None]:
         return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
@@ -286,12 +277,8 @@ class TerminalChat:
             self._note(f"Mode: {mode.value}.")
         elif name == "context":
             await self._context(arg)
-        elif name == "trivia":
-            await self._trivia(arg)
-        elif name == "anagram":
-            await self._word_game(GameKind.ANAGRAM, arg)
-        elif name == "words":
-            await self._word_game(GameKind.WORDS, arg)
+        elif name in GAMES:
+            await self._game(name, arg)
         elif name == "help":
             self._note(HELP)
         else:

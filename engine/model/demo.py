@@ -7,12 +7,7 @@ answers are noise; it lets every other part of the bot run without the real mode
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,16 +15,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from airoboros_bot.engine.model.atomic import build_once
+from airoboros_bot.engine.model.manifest import MODEL_FILES, read_manifest, write_manifest
+from airoboros_bot.engine.tokenizer import TOKENIZER_FILE
+
 if TYPE_CHECKING:
     from ctranslate2.specs import TransformerDecoderModelSpec
 
-DEMO_MANIFEST = "airoboros.json"
 BUILDER = "airoboros-bot demo"
 BUILDER_VERSION = 1
 CONTEXT_LENGTH = 2048
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
-MODEL_FILES = ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", DEMO_MANIFEST)
 
 DEMO_TEXT = """\
 A chat between a curious user and an assistant. The assistant gives helpful, detailed, accurate, \
@@ -80,15 +77,6 @@ Discord and Slack are places where teams talk every day. A bot can answer questi
 summarize a long conversation, or play a word game with the people in a channel. It should be \
 polite, respond quickly, and never share private information or mention people without a reason.
 """
-
-
-def read_manifest(model_dir: Path) -> dict:
-    """The model directory's manifest (`airoboros.json`), or {} if there is none or it's invalid."""
-    try:
-        data = json.loads((Path(model_dir) / DEMO_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _training_words(text: str) -> Iterator[str]:
@@ -229,7 +217,7 @@ def build_demo_model(
     spec.optimize(quantization=quantization)
     spec.save(str(out_dir))
 
-    tok.save(str(out_dir / "tokenizer.json"))
+    tok.save(str(out_dir / TOKENIZER_FILE))
     manifest = {
         "builder": BUILDER,
         "builder_version": BUILDER_VERSION,
@@ -245,7 +233,7 @@ def build_demo_model(
         "seed": seed,
         "eos_bias": eos_bias,
     }
-    (out_dir / DEMO_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_manifest(out_dir, manifest)
     return out_dir
 
 
@@ -259,43 +247,11 @@ def is_complete_demo_model(model_dir: Path) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _build_lock(out_dir: Path) -> Iterator[None]:
-    """An exclusive lock next to `out_dir`, so racing processes build only once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps the result whole
-        yield
-        return
-    with open(out_dir.parent / f".{out_dir.name}.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_demo_model(out_dir: Path) -> Path:
     """Return `out_dir` holding the demo model: reused if complete and current, else rebuilt.
 
-    The model is built in a temporary sibling directory and renamed into place, under a lock
-    file, so a reader never sees half a model and two racing processes build it once.
+    Built whole or not at all, once even when processes race (`atomic.build_once`).
     """
     out_dir = Path(out_dir)
-    if is_complete_demo_model(out_dir):
-        return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out_dir):
-        if is_complete_demo_model(out_dir):  # built by another process meanwhile
-            return out_dir
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
-        try:
-            build_demo_model(tmp)
-            if out_dir.exists():  # incomplete or outdated: move it aside, then drop it
-                stale = out_dir.parent / f".{out_dir.name}.stale-{uuid.uuid4().hex[:8]}"
-                os.rename(out_dir, stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            os.rename(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_once(out_dir, build_demo_model, is_complete=is_complete_demo_model)
     return out_dir

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.games import Clock, GameEngine, GameOutput, QuestionModel
 from airoboros_bot.config.keys import Keys
-from airoboros_bot.config.settings import ChatSettings, EngineSettings
+from airoboros_bot.config.settings import ChatSettings, EngineSettings, GameSettings
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
@@ -52,3 +54,39 @@ async def service(
         worker.stop()
         await asyncio.wait_for(task, 120)
         await service.engine.close()
+
+
+GameEngineFactory = Callable[..., GameEngine]
+
+
+@pytest.fixture
+async def make_game_engine(
+    redis: aioredis.Redis, key_prefix: str
+) -> AsyncIterator[GameEngineFactory]:
+    """Build game engines on the test's Redis keys, all closed at the end:
+    ``build(model, clock=..., output=None, seed=7, **game_settings)``."""
+    engines: list[GameEngine] = []
+
+    def build(
+        model: QuestionModel | None = None,
+        *,
+        clock: Clock,
+        output: GameOutput | None = None,
+        seed: int = 7,
+        **settings: object,
+    ) -> GameEngine:
+        engine = GameEngine(
+            redis,
+            Keys(key_prefix),
+            model,
+            GameSettings(**settings),  # type: ignore[arg-type]
+            output=output,
+            clock=clock,
+            rng=random.Random(seed),
+        )
+        engines.append(engine)
+        return engine
+
+    yield build
+    for engine in engines:
+        await engine.close()

@@ -3,13 +3,14 @@ against it, conversation keys, and waiting for an answer to be complete.
 
 A test module takes the fixtures in by assignment, ``fake, world = discord_fixtures.fake,
 discord_fixtures.world`` (an import of the names would be flagged as shadowed by every test's
-parameters).
+parameters); likewise ``start_bot``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,11 +18,11 @@ import redis.asyncio as aioredis
 from airoboros_bot.bots.core.ratelimit import RateLimiter
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.launch import AiroborosBot, build_discord_bot
+from airoboros_bot.bots.discord.client import AiroborosBot, build_discord_bot
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.config.settings import DiscordSettings
 from airoboros_bot.conversations.models import ConversationKey
-from tests.bots.fake_discord import (
+from tests.fakes.discord import (
     LOADING,
     FakeDiscord,
     Recorded,
@@ -67,6 +68,18 @@ async def running_bot(
     bot = build_discord_bot(service, limiter, settings, games)
     async with logged_in(fake, bot, world):
         yield bot
+
+
+BotStarter = Callable[..., AbstractAsyncContextManager[AiroborosBot]]
+
+
+@pytest.fixture
+def start_bot(
+    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+) -> BotStarter:
+    """`running_bot` on the test's fake, world, chat service and Redis:
+    ``async with start_bot(**discord_settings) as bot``."""
+    return functools.partial(running_bot, fake, world, service, redis, key_prefix)
 
 
 def key(world: World, channel: dict, thread: str = "") -> ConversationKey:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -11,22 +10,22 @@ from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.worker import Worker
+from tests.environment import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _chat(redis_url: str, prefix: str, model_dir: Path, stdin: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    env.update(
-        AIROBOROS_REDIS_URL=redis_url,
-        AIROBOROS_REDIS_KEY_PREFIX=prefix,
-        AIROBOROS_ENGINE_MODEL_DIR=str(model_dir),
-        AIROBOROS_ENGINE_MAX_NEW_TOKENS="12",
+    env = clean_env(
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=prefix,
+        ENGINE_MODEL_DIR=model_dir,
+        ENGINE_MAX_NEW_TOKENS=12,
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bots",
+        "airoboros_bot",
         "chat",
         "--no-history",
         cwd=ROOT,

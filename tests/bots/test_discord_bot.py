@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import redis.asyncio as aioredis
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.core import ENGINE_DOWN
-from airoboros_bot.bots.discord.launch import AiroborosBot, run_discord
+from airoboros_bot.bots.discord.admission import ENGINE_DOWN
+from airoboros_bot.bots.discord.client import AiroborosBot, run_discord
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings, load_settings
 from airoboros_bot.conversations.models import ConversationKey, Turn
@@ -30,8 +31,8 @@ from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk
 from airoboros_bot.engine.worker import Worker
 from tests.bots import discord_fixtures
-from tests.bots.discord_fixtures import key, original_edits, running_bot
-from tests.bots.fake_discord import (
+from tests.bots.discord_fixtures import BotStarter, key, original_edits, running_bot
+from tests.fakes.discord import (
     EPHEMERAL,
     LOADING,
     FakeDiscord,
@@ -41,7 +42,11 @@ from tests.bots.fake_discord import (
     inject,
 )
 
-fake, world = discord_fixtures.fake, discord_fixtures.world
+fake, world, start_bot = (
+    discord_fixtures.fake,
+    discord_fixtures.world,
+    discord_fixtures.start_bot,
+)
 
 
 async def final_answer(fake: FakeDiscord, bot: AiroborosBot, payload: dict) -> dict:
@@ -75,15 +80,10 @@ async def ephemeral_reply(fake: FakeDiscord, payload: dict) -> str:
 
 # -- start-up ----------------------------------------------------------------------------------
 async def test_login_syncs_commands_globally_and_says_so(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    fake: FakeDiscord, world: World, caplog: pytest.LogCaptureFixture, start_bot: BotStarter
 ) -> None:
     caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.client")
-    async with running_bot(fake, world, service, redis, key_prefix):
+    async with start_bot():
         pass
     assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
     [sync] = fake.calls("PUT", r"/applications/\d+/commands")
@@ -104,18 +104,11 @@ async def test_login_syncs_commands_globally_and_says_so(
 
 
 async def test_login_syncs_to_configured_guilds_and_logs_failures(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    fake: FakeDiscord, world: World, caplog: pytest.LogCaptureFixture, start_bot: BotStarter
 ) -> None:
     caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.client")
     unknown = 42
-    async with running_bot(
-        fake, world, service, redis, key_prefix, guild_ids=[world.guild_id, unknown]
-    ):
+    async with start_bot(guild_ids=[world.guild_id, unknown]):
         pass
     assert not fake.calls("PUT", r"/applications/\d+/commands"), "nothing synced globally"
     [ok] = fake.calls("PUT", rf"/applications/\d+/guilds/{world.guild_id}/commands")
@@ -127,9 +120,9 @@ async def test_login_syncs_to_configured_guilds_and_logs_failures(
 
 # -- /ask ----------------------------------------------------------------------------------------
 async def test_ask_defers_then_streams_the_workers_answer(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash(
             "ask", world.general, world.alice, {"question": "Why is the sky blue?"}
         )
@@ -156,9 +149,9 @@ async def test_ask_defers_then_streams_the_workers_answer(
 
 
 async def test_private_ask_is_ephemeral_throughout(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash(
             "ask", world.general, world.alice, {"question": "secret?", "private": True}
         )
@@ -170,9 +163,9 @@ async def test_private_ask_is_ephemeral_throughout(
 
 
 async def test_rate_limited_ask_gets_an_ephemeral_reply(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix, rate_limit_per_minute=1) as bot:
+    async with start_bot(rate_limit_per_minute=1) as bot:
         first = fake.slash("ask", world.general, world.alice, {"question": "one"})
         inject(bot, "INTERACTION_CREATE", first)
         await final_answer(fake, bot, first)
@@ -277,77 +270,86 @@ async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
 
 
 # -- /stop and the Stop button -------------------------------------------------------------------
-async def _ask_and_wait_for_stop_button(
-    fake: FakeDiscord, bot: AiroborosBot, world: World, question: str
-) -> tuple[dict, str]:
-    payload = fake.slash("ask", world.general, world.alice, {"question": question})
-    inject(bot, "INTERACTION_CREATE", payload)
-    await fake.wait_for(lambda: "Stop" in buttons(fake.original(payload)), 10, "a Stop button")
-    return payload, buttons(fake.original(payload))["Stop"]
+@dataclass
+class WaitingAnswer:
+    """An /ask whose answer waits, with its Stop button, for a worker that reported in but
+    takes no job until ``engine.start()``."""
+
+    engine: IdleEngine
+    bot: AiroborosBot
+    payload: dict
+    stop_id: str  # the Stop button's custom id
+
+
+@pytest.fixture
+def waiting_answer(
+    fake: FakeDiscord,
+    world: World,
+    idle_engine: Callable[[float], IdleEngine],
+    redis: aioredis.Redis,
+    key_prefix: str,
+) -> Callable[[str], AbstractAsyncContextManager[WaitingAnswer]]:
+    @asynccontextmanager
+    async def ask(question: str) -> AsyncIterator[WaitingAnswer]:
+        engine = idle_engine(30.0)
+        await engine.worker.heartbeat()
+        async with running_bot(fake, world, engine.service, redis, key_prefix) as bot:
+            payload = fake.slash("ask", world.general, world.alice, {"question": question})
+            inject(bot, "INTERACTION_CREATE", payload)
+            await fake.wait_for(lambda: "Stop" in buttons(fake.original(payload)), 10, "Stop")
+            yield WaitingAnswer(engine, bot, payload, buttons(fake.original(payload))["Stop"])
+
+    return ask
 
 
 async def test_stop_command_cancels_the_running_answer(
     fake: FakeDiscord,
     world: World,
-    idle_engine: Callable[[float], IdleEngine],
-    redis: aioredis.Redis,
-    key_prefix: str,
+    waiting_answer: Callable[[str], AbstractAsyncContextManager[WaitingAnswer]],
 ) -> None:
-    engine = idle_engine(30.0)
-    service = engine.service
-    await engine.worker.heartbeat()
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
-        payload, _ = await _ask_and_wait_for_stop_button(fake, bot, world, "a long story please")
+    async with waiting_answer("a long story please") as waiting:
         nothing = fake.slash("stop", world.general, world.bob)
-        inject(bot, "INTERACTION_CREATE", nothing)
+        inject(waiting.bot, "INTERACTION_CREATE", nothing)
         assert "Nothing of yours" in await ephemeral_reply(fake, nothing)
         stop = fake.slash("stop", world.general, world.alice)
-        inject(bot, "INTERACTION_CREATE", stop)
+        inject(waiting.bot, "INTERACTION_CREATE", stop)
         assert await ephemeral_reply(fake, stop) == "Stopping 1 answer(s)."
-        engine.start()
-        final = await final_answer(fake, bot, payload)
+        waiting.engine.start()
+        final = await final_answer(fake, waiting.bot, waiting.payload)
     assert final["content"].endswith("_(stopped)_")
     assert buttons(final) == {}, "neither Stop nor Continue after stopping"
-    assert await service.store.history(key(world, world.general)) == [], "not stored"
+    history = await waiting.engine.service.store.history(key(world, world.general))
+    assert history == [], "not stored"
 
 
 async def test_stop_button_cancels_for_the_asker_only(
     fake: FakeDiscord,
     world: World,
-    idle_engine: Callable[[float], IdleEngine],
+    waiting_answer: Callable[[str], AbstractAsyncContextManager[WaitingAnswer]],
     redis: aioredis.Redis,
     key_prefix: str,
 ) -> None:
-    engine = idle_engine(30.0)
-    service = engine.service
-    await engine.worker.heartbeat()
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
-        payload, custom_id = await _ask_and_wait_for_stop_button(fake, bot, world, "go on")
-        message_id = fake.original(payload)["id"]
-        by_bob = fake.button_press(message_id, custom_id, world.bob)
-        inject(bot, "INTERACTION_CREATE", by_bob)
+    async with waiting_answer("go on") as waiting:
+        message_id = fake.original(waiting.payload)["id"]
+        by_bob = fake.button_press(message_id, waiting.stop_id, world.bob)
+        inject(waiting.bot, "INTERACTION_CREATE", by_bob)
         assert "Only the person who asked" in await ephemeral_reply(fake, by_bob)
-        by_alice = fake.button_press(message_id, custom_id, world.alice)
-        inject(bot, "INTERACTION_CREATE", by_alice)
+        by_alice = fake.button_press(message_id, waiting.stop_id, world.alice)
+        inject(waiting.bot, "INTERACTION_CREATE", by_alice)
         await fake.wait_for(lambda: fake.interactions[by_alice["token"]].acknowledged, 10)
         assert callback(fake, by_alice) == {"type": 6}, "acknowledged without a new message"
-        engine.start()
-        final = await final_answer(fake, bot, payload)
+        waiting.engine.start()
+        final = await final_answer(fake, waiting.bot, waiting.payload)
     assert final["content"].endswith("_(stopped)_")
-    reply = await redis.xrange(Keys(key_prefix).job_output(custom_id.split(":")[2]))
+    reply = await redis.xrange(Keys(key_prefix).job_output(waiting.stop_id.split(":")[2]))
     assert Chunk.from_fields(reply[-1][1]).finish_reason == "cancelled", "the worker was told"
 
 
 # -- access ------------------------------------------------------------------------------------
 async def test_disallowed_guild_channel_and_role_are_refused_ephemerally(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, start_bot: BotStarter
 ) -> None:
-    async with running_bot(
-        fake,
-        world,
-        service,
-        redis,
-        key_prefix,
+    async with start_bot(
         channel_ids=[int(world.general["id"])],
         role_ids=[int(world.member_role)],
     ) as bot:
@@ -366,9 +368,7 @@ async def test_disallowed_guild_channel_and_role_are_refused_ephemerally(
         assert "Mode here" in await ephemeral_reply(fake, in_thread), "threads of allowed channels"
 
     other_guild = fake.guild("Elsewhere")
-    async with running_bot(
-        fake, world, service, redis, key_prefix, guild_ids=[world.guild_id]
-    ) as bot:
+    async with start_bot(guild_ids=[world.guild_id]) as bot:
         inject(bot, "GUILD_CREATE", other_guild)
         channel = fake.channels[other_guild["channels"][0]["id"]]
         payload = fake.slash("help", channel, world.alice)
@@ -379,10 +379,10 @@ async def test_disallowed_guild_channel_and_role_are_refused_ephemerally(
 
 
 async def test_direct_messages_follow_the_setting(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     dm = fake.dm_channel(world.alice)
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash("ask", dm, world.alice, {"question": "hi"})
         inject(bot, "INTERACTION_CREATE", payload)
         assert "direct messages" in await ephemeral_reply(fake, payload)
@@ -390,7 +390,7 @@ async def test_direct_messages_follow_the_setting(
         refusal = await fake.wait_for(lambda: fake.calls("POST", rf"/channels/{dm['id']}/messages"))
     assert "direct messages" in refusal[0].json["content"]
 
-    async with running_bot(fake, world, service, redis, key_prefix, allow_dms=True) as bot:
+    async with start_bot(allow_dms=True) as bot:
         inject(bot, "MESSAGE_CREATE", fake.message_create(dm, world.alice, "What is Redis?"))
         await fake.wait_for(lambda: len(fake.calls("POST", rf"/channels/{dm['id']}/messages")) > 1)
         assert await bot.running.wait_idle(15)
@@ -404,12 +404,7 @@ async def test_direct_messages_follow_the_setting(
 
 # -- bad payloads ------------------------------------------------------------------------------
 async def test_malformed_and_unknown_interactions_are_logged_and_ignored(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    fake: FakeDiscord, world: World, caplog: pytest.LogCaptureFixture, start_bot: BotStarter
 ) -> None:
     caplog.set_level(logging.WARNING)
     good = fake.slash("help", world.general, world.alice)
@@ -433,15 +428,16 @@ async def test_malformed_and_unknown_interactions_are_logged_and_ignored(
     foreign_button = fake.button_press(
         fake.message(world.general["id"], world.bob, "hi")["id"], "someone-else:1", world.alice
     )
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         before = len(fake.requests)
-        for payload in bad:
+        for payload in bad:  # each is dropped (or fails) in the gateway parser, synchronously
             inject(bot, "INTERACTION_CREATE", payload)
+        assert caplog.text.count("ignoring a malformed or unknown interaction") == len(bad) - 1
         inject(bot, "INTERACTION_CREATE", foreign_button)
-        await asyncio.sleep(0.3)
-        assert len(fake.requests) == before, "malformed payloads get no answer"
         inject(bot, "INTERACTION_CREATE", unknown)
         assert "I don't know `/frobnicate`" in await ephemeral_reply(fake, unknown)
+        answered = fake.requests[before:]
+        assert answered == fake.interaction_calls(unknown), "only /frobnicate got an answer"
         inject(bot, "INTERACTION_CREATE", good)
         assert "/context new" in await ephemeral_reply(fake, good), "the bot still works"
     assert caplog.text.count("ignoring a malformed or unknown interaction") == len(bad) - 1
@@ -454,10 +450,10 @@ async def test_malformed_and_unknown_interactions_are_logged_and_ignored(
 
 # -- conversation settings ---------------------------------------------------------------------
 async def test_mode_is_stored_per_channel_and_thread_in_redis(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, redis: aioredis.Redis, key_prefix: str, start_bot: BotStarter
 ) -> None:
     thread = fake.thread(world.general, "t", owner_id=world.alice["id"])
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash("mode", world.general, world.alice, {"mode": "no-history"})
         inject(bot, "INTERACTION_CREATE", payload)
         await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged)
@@ -474,12 +470,12 @@ async def test_mode_is_stored_per_channel_and_thread_in_redis(
 
 
 async def test_reset_forgets_the_conversation(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     general = key(world, world.general)
     await service.store.add_turn(general, Turn("q", "a"))
     await service.store.add_turn(general, Turn("q2", "a2"))
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash("reset", world.general, world.alice)
         inject(bot, "INTERACTION_CREATE", payload)
         await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged)
@@ -488,9 +484,9 @@ async def test_reset_forgets_the_conversation(
 
 
 async def test_help_lists_every_command(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         payload = fake.slash("help", world.general, world.alice)
         inject(bot, "INTERACTION_CREATE", payload)
         reply = await ephemeral_reply(fake, payload)
@@ -502,9 +498,9 @@ async def test_help_lists_every_command(
 
 # -- continuing in a thread --------------------------------------------------------------------
 async def test_continue_in_thread_carries_the_conversation(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         ask = fake.slash("ask", world.general, world.alice, {"question": "first question"})
         inject(bot, "INTERACTION_CREATE", ask)
         answer = await final_answer(fake, bot, ask)

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.launch import AiroborosBot
+from airoboros_bot.bots.discord.client import AiroborosBot
 from tests.bots import discord_fixtures
-from tests.bots.discord_fixtures import key, running_bot, written_answer
-from tests.bots.fake_discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
+from tests.bots.discord_fixtures import BotStarter, key, written_answer
+from tests.fakes.discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
 
-fake, world = discord_fixtures.fake, discord_fixtures.world
+fake, world, start_bot = (
+    discord_fixtures.fake,
+    discord_fixtures.world,
+    discord_fixtures.start_bot,
+)
 
 
 def link(world: World, channel_id: str, message_id: str) -> str:
@@ -51,9 +53,9 @@ async def reply_in(fake: FakeDiscord, bot: AiroborosBot, channel_id: str, count:
 
 
 async def test_context_thread_stores_posts_and_files_with_metadata(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         thread = await open_context_thread(fake, bot, world, "Specs")
         tid = thread["id"]
         text = fake.message_create(thread, world.alice, "Blueberries are now green.")
@@ -105,9 +107,9 @@ async def test_context_thread_stores_posts_and_files_with_metadata(
 
 
 async def test_questions_in_a_context_thread_are_answered_with_sources(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         thread = await open_context_thread(fake, bot, world, "Berries")
         tid = thread["id"]
         fact = fake.message_create(thread, world.bob, "In a shocking turn, blueberries are green.")
@@ -142,10 +144,10 @@ async def test_questions_in_a_context_thread_are_answered_with_sources(
 
 
 async def test_add_as_context_goes_to_the_channels_context_thread(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     target = fake.message(world.general["id"], world.bob, "The meeting moved to Friday.")
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         plain = fake.message_command("Add as context", world.general, world.alice, target)
         inject(bot, "INTERACTION_CREATE", plain)
         await fake.wait_for(lambda: fake.original(plain).get("content"), 10)
@@ -176,9 +178,9 @@ async def test_add_as_context_goes_to_the_channels_context_thread(
 
 
 async def test_context_list_and_clear(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         thread = await open_context_thread(fake, bot, world, "Docs")
         for text in ("First fact.", "Second fact."):
             inject(bot, "MESSAGE_CREATE", fake.message_create(thread, world.alice, text))
@@ -204,13 +206,13 @@ async def test_context_list_and_clear(
 
 
 async def test_threads_missing_from_the_cache_are_looked_up(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     thread = fake.thread(world.general, "Old docs", owner_id=world.alice["id"])
     thread_key = key(world, world.general, thread["id"])
     await service.open_context(key(world, world.general), thread_key, "Old docs")
     posts = ["one", "two", "three", "four", "five"]
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         for text in posts:
             inject(bot, "MESSAGE_CREATE", fake.message_create(thread, world.alice, text))
         await fake.wait_for(lambda: len(fake.calls("PUT", r"/channels/.*/reactions/.*")) == 5)
@@ -220,11 +222,9 @@ async def test_threads_missing_from_the_cache_are_looked_up(
 
 
 async def test_unusable_posts_are_reported_and_nothing_is_stored(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    async with running_bot(
-        fake, world, service, redis, key_prefix, max_attachment_bytes=100
-    ) as bot:
+    async with start_bot(max_attachment_bytes=100) as bot:
         thread = await open_context_thread(fake, bot, world, "Limits")
         tid = thread["id"]
         big = fake.attachment(tid, "big.txt", b"word " * 40)
@@ -245,7 +245,7 @@ async def test_unusable_posts_are_reported_and_nothing_is_stored(
 
 
 async def test_blocks_that_do_not_fit_the_window_are_named(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     thread = fake.thread(world.general, "Big", owner_id=world.alice["id"])
     thread_key = key(world, world.general, thread["id"])
@@ -256,7 +256,7 @@ async def test_blocks_that_do_not_fit_the_window_are_named(
     for name in ("a.md", "b.md", "c.md"):
         body = " ".join(f"{name}{i}" for i in range(words))
         await service.add_context(thread_key, body, {"file": name})
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+    async with start_bot() as bot:
         inject(bot, "THREAD_CREATE", fake.thread_create(thread["id"]))
         ask = fake.slash("ask", thread, world.alice, {"question": "Summarize."})
         inject(bot, "INTERACTION_CREATE", ask)
@@ -270,11 +270,11 @@ async def test_blocks_that_do_not_fit_the_window_are_named(
 
 
 async def test_context_new_inside_a_thread_makes_it_a_context_thread(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
     thread = fake.thread(world.general, "Design notes", owner_id=world.alice["id"])
     dm = fake.dm_channel(world.alice)
-    async with running_bot(fake, world, service, redis, key_prefix, allow_dms=True) as bot:
+    async with start_bot(allow_dms=True) as bot:
         here = fake.slash("context", thread, world.alice, subcommand="new")
         inject(bot, "INTERACTION_CREATE", here)
         await fake.wait_for(lambda: fake.original(here).get("content"), 10)

@@ -5,16 +5,18 @@ runs on the real worker with the tiny demo model and a fast clock)."""
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 import discord
 import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.service import ChatService
+from airoboros_bot.bots.discord.client import AiroborosBot
+from airoboros_bot.bots.discord.commands.games import trivia_post
 from airoboros_bot.bots.discord.game_view import escape, game_embed
-from airoboros_bot.bots.discord.games import parse_trigger
 from airoboros_bot.bots.discord.text import TRIVIA_CHANNEL_NOTE
 from airoboros_bot.bots.games import (
     GameEngine,
@@ -29,8 +31,10 @@ from airoboros_bot.bots.games.models import QuestionKind
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import GameSettings
 from tests.bots import discord_fixtures
+from tests.bots.conftest import GameEngineFactory
 from tests.bots.discord_fixtures import key, running_bot
-from tests.bots.fake_discord import (
+from tests.bots.games.conftest import FakeClock
+from tests.fakes.discord import (
     EPHEMERAL,
     DiscordError,
     FakeDiscord,
@@ -38,11 +42,11 @@ from tests.bots.fake_discord import (
     assert_no_mentions,
     inject,
 )
-from tests.bots.games.conftest import FakeClock
 
 fake, world = discord_fixtures.fake, discord_fixtures.world
 
 Games = Callable[..., GameEngine]
+DEFAULT_ROUNDS = GameSettings().default_rounds
 
 
 @pytest.fixture
@@ -51,27 +55,82 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def games(redis: aioredis.Redis, key_prefix: str, clock: FakeClock) -> AsyncIterator[Games]:
-    """Game engines on the test's Redis keys and the hand-moved clock, questions from the bank."""
-    made: list[GameEngine] = []
+def games(make_game_engine: GameEngineFactory, clock: FakeClock) -> Games:
+    """Game engines on the hand-moved clock, questions from the bank."""
 
     def build(**settings: object) -> GameEngine:
-        values: dict[str, object] = {"use_model": False, "between_rounds_s": 0}
-        values.update(settings)
-        engine = GameEngine(
-            redis,
-            Keys(key_prefix),
-            None,
-            GameSettings(**values),  # type: ignore[arg-type]
-            clock=clock,
-            rng=random.Random(11),
-        )
-        made.append(engine)
-        return engine
+        values: dict[str, object] = {"use_model": False, "between_rounds_s": 0, **settings}
+        return make_game_engine(None, clock=clock, seed=11, **values)
 
-    yield build
-    for engine in made:
-        await engine.close()
+    return build
+
+
+@dataclass
+class Table:
+    """What a game test plays with: the fake Discord and its world, the chat service on the
+    test's Redis, and new game engines (`games`)."""
+
+    fake: FakeDiscord
+    world: World
+    service: ChatService
+    redis: aioredis.Redis
+    key_prefix: str
+    games: Games
+
+    def bot(
+        self, engine: GameEngine | None, **options: object
+    ) -> AbstractAsyncContextManager[AiroborosBot]:
+        """The bot playing ``engine``'s games, logged in to the fake."""
+        return running_bot(
+            self.fake,
+            self.world,
+            self.service,
+            self.redis,
+            self.key_prefix,
+            games=engine,
+            **options,
+        )
+
+    async def trivia(
+        self,
+        bot: AiroborosBot,
+        engine: GameEngine,
+        rounds: int | None = None,
+        *,
+        channel: dict | None = None,
+        user: dict | None = None,
+        **options: object,
+    ) -> tuple[dict, Question]:
+        """``/trivia start`` in ``channel`` (#general) by ``user`` (Alice), with ``rounds``
+        and other ``options`` (``topic``, ``roles``); waits for the first question. Returns the
+        command's payload and that question."""
+        channel = channel or self.world.general
+        roles = options.pop("roles", ())
+        values = {**({"rounds": rounds} if rounds else {}), **options}
+        payload = slash(
+            self.fake,
+            bot,
+            "trivia",
+            channel,
+            user or self.world.alice,
+            values or None,
+            subcommand="start",
+            roles=roles,
+        )
+        await embed_titled(self.fake, channel, f"Question 1/{rounds or DEFAULT_ROUNDS}")
+        return payload, await open_question(engine, key(self.world, channel))
+
+
+@pytest.fixture
+def table(
+    fake: FakeDiscord,
+    world: World,
+    service: ChatService,
+    redis: aioredis.Redis,
+    key_prefix: str,
+    games: Games,
+) -> Table:
+    return Table(fake, world, service, redis, key_prefix, games)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -148,13 +207,15 @@ def slash(fake: FakeDiscord, bot: discord.Client, *args, **kwargs) -> dict:
 @pytest.mark.parametrize(
     ("post", "expected"),
     [
-        ("trivia", (GameKind.TRIVIA, "", "", None)),
+        ("trivia", (GameKind.TRIVIA, "", "", 1)),
         ("Trivia space planets 3", (GameKind.TRIVIA, "space planets", "", 3)),
-        ("anagram", (GameKind.ANAGRAM, "", "", None)),
+        ("trivia start space 2", (GameKind.TRIVIA, "space", "", 2)),
+        ("anagram", (GameKind.ANAGRAM, "", "", 1)),
         ("ANAGRAM 2", (GameKind.ANAGRAM, "", "", 2)),
-        ("words", (GameKind.WORDS, "", "", None)),
+        ("words", (GameKind.WORDS, "", "", 1)),
         ("words en 2", (GameKind.WORDS, "", "en", 2)),
         ("anagram please", None),
+        ("anagram ²", None),
         ("words en ex", None),
         ("trivial pursuit", None),
         ("what is trivia", None),
@@ -162,7 +223,7 @@ def slash(fake: FakeDiscord, bot: discord.Client, *args, **kwargs) -> dict:
     ],
 )
 def test_trivia_channel_posts_that_start_a_game(post: str, expected: tuple | None) -> None:
-    request = parse_trigger(post)
+    request = trivia_post(post)
     got = request and (request.kind, request.topic, request.prefix, request.rounds)
     assert got == expected
 
@@ -194,15 +255,9 @@ def test_embeds_stay_within_discords_limits() -> None:
 
 
 # -- commands ------------------------------------------------------------------------------------
-async def test_game_commands_are_synced_as_discord_requires(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix, games=games()) as bot:
+async def test_game_commands_are_synced_as_discord_requires(table: Table) -> None:
+    fake = table.fake
+    async with table.bot(table.games()) as bot:
         bad = {
             "name": "mixed",
             "description": "a subcommand beside an option",
@@ -234,10 +289,9 @@ async def test_game_commands_are_synced_as_discord_requires(
     assert [o["name"] for o in commands["words"]["options"]] == ["prefix", "rounds"]
 
 
-async def test_without_an_engine_there_are_no_game_commands(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
-) -> None:
-    async with running_bot(fake, world, service, redis, key_prefix) as bot:
+async def test_without_an_engine_there_are_no_game_commands(table: Table) -> None:
+    fake, world = table.fake, table.world
+    async with table.bot(None) as bot:
         help_ = slash(fake, bot, "help", world.general, world.alice)
         reply = (await responded(fake, help_))["data"]["content"]
     names = {c["name"] for c in fake.calls("PUT", r"/applications/\d+/commands")[0].json}
@@ -245,30 +299,14 @@ async def test_without_an_engine_there_are_no_game_commands(
     assert "/trivia" not in reply
 
 
-async def test_starting_a_game_posts_the_announcement_and_a_question(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        start = slash(
-            fake,
-            bot,
-            "trivia",
-            world.general,
-            world.alice,
-            {"topic": "space", "rounds": 2},
-            subcommand="start",
-        )
-        body = await responded(fake, start)
-        asked = await embed_titled(fake, world.general, "Question 1/2")
+async def test_starting_a_game_posts_the_announcement_and_a_question(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
+    async with table.bot(engine) as bot:
+        start, q = await table.trivia(bot, engine, 2, topic="space")
+        body = callback(fake, start)
+        [asked] = [e for e in bot_embeds(fake, world.general) if e["title"] == "Question 1/2"]
         help_ = slash(fake, bot, "help", world.general, world.alice)
         help_text = (await responded(fake, help_))["data"]["content"]
-        q = await open_question(engine, key(world, world.general))
 
     assert body["type"] == 4, "the announcement answers the command"
     [announcement] = body["data"]["embeds"]
@@ -284,20 +322,11 @@ async def test_starting_a_game_posts_the_announcement_and_a_question(
     assert_no_mentions(fake)
 
 
-async def test_a_right_answer_scores_and_the_winner_is_posted(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_a_right_answer_scores_and_the_winner_is_posted(table: Table) -> None:
+    fake, world, service, engine = table.fake, table.world, table.service, table.games()
     general = key(world, world.general)
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        slash(fake, bot, "trivia", world.general, world.alice, {"rounds": 1}, subcommand="start")
-        await embed_titled(fake, world.general, "Question 1/1")
-        q = await open_question(engine, general)
+    async with table.bot(engine) as bot:
+        _, q = await table.trivia(bot, engine, 1)
         miss = say(fake, bot, world.general, world.bob, wrong(q))
         await reacted(fake, miss, "❌")
         hit = say(fake, bot, world.general, world.alice, right(q))
@@ -323,18 +352,10 @@ async def test_a_right_answer_scores_and_the_winner_is_posted(
     assert_no_mentions(fake)
 
 
-async def test_a_second_game_in_the_channel_is_refused_privately(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        slash(fake, bot, "trivia", world.general, world.alice, subcommand="start")
-        await embed_titled(fake, world.general, "Question 1/5")
+async def test_a_second_game_in_the_channel_is_refused_privately(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
+    async with table.bot(engine) as bot:
+        await table.trivia(bot, engine)
         again = slash(fake, bot, "trivia", world.general, world.bob, subcommand="start")
         refused = await responded(fake, again)
         words = slash(fake, bot, "words", world.general, world.bob, {"prefix": "en"})
@@ -354,16 +375,9 @@ async def test_a_second_game_in_the_channel_is_refused_privately(
     assert status is not None and status.kind is GameKind.TRIVIA and status.started_by == "Alice"
 
 
-async def test_two_starts_at_once_give_one_game_and_one_refusal(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
+async def test_two_starts_at_once_give_one_game_and_one_refusal(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
+    async with table.bot(engine) as bot:
         both = [
             slash(fake, bot, "trivia", world.general, user, subcommand="start")
             for user in (world.alice, world.bob)
@@ -379,20 +393,11 @@ async def test_two_starts_at_once_give_one_game_and_one_refusal(
     assert starts == announced[0]["data"]["embeds"], "one announcement, as the command's answer"
 
 
-async def test_stop_reveals_the_answer_and_late_answers_get_one_note(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_stop_reveals_the_answer_and_late_answers_get_one_note(table: Table) -> None:
+    fake, world, service, engine = table.fake, table.world, table.service, table.games()
     general = key(world, world.general)
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        slash(fake, bot, "trivia", world.general, world.alice, subcommand="start")
-        await embed_titled(fake, world.general, "Question 1/5")
-        q = await open_question(engine, general)
+    async with table.bot(engine) as bot:
+        _, q = await table.trivia(bot, engine)
         stop = slash(fake, bot, "trivia", world.general, world.bob, subcommand="stop")
         body = await responded(fake, stop)
         late = say(fake, bot, world.general, world.alice, right(q))
@@ -424,16 +429,9 @@ async def test_stop_reveals_the_answer_and_late_answers_get_one_note(
     assert await engine.status(general) is None
 
 
-async def test_leaderboards_of_the_channel_and_of_the_server(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
+async def test_leaderboards_of_the_channel_and_of_the_server(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
+    async with table.bot(engine) as bot:
         for channel, player, rounds in (
             (world.general, world.alice, 2),
             (world.random, world.bob, 1),
@@ -473,26 +471,11 @@ async def test_leaderboards_of_the_channel_and_of_the_server(
     assert_no_mentions(fake)
 
 
-async def test_a_trivia_channel_plays_on_demand_and_leaves_the_model_out(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_a_trivia_channel_plays_on_demand_and_leaves_the_model_out(table: Table) -> None:
+    fake, world, service, engine = table.fake, table.world, table.service, table.games()
     room = key(world, world.random)
     bot_id = fake.bot_user["id"]
-    async with running_bot(
-        fake,
-        world,
-        service,
-        redis,
-        key_prefix,
-        games=engine,
-        trivia_channel_ids=[int(world.random["id"])],
-    ) as bot:
+    async with table.bot(engine, trivia_channel_ids=[int(world.random["id"])]) as bot:
         asked = say(
             fake,
             bot,
@@ -528,19 +511,12 @@ async def test_a_trivia_channel_plays_on_demand_and_leaves_the_model_out(
     assert [t.user for t in await service.store.history(key(world, world.general))] == ["hi"]
 
 
-async def test_the_word_list_scores_every_new_word(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games(words_target=3)
+async def test_the_word_list_scores_every_new_word(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games(words_target=3)
     general = key(world, world.general)
     first, second, third = engine.words.starting_with("en", top=5000)[:3]
     assert "enxq" not in engine.words
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
+    async with table.bot(engine) as bot:
         start = slash(fake, bot, "words", world.general, world.alice, {"prefix": "EN"})
         await responded(fake, start)
         asked = await embed_titled(fake, world.general, "Word list 1/1")
@@ -563,18 +539,11 @@ async def test_the_word_list_scores_every_new_word(
     assert all(replies_to(fake, m) == [] for m in (two, again, bad, last)), "reactions only"
 
 
-async def test_an_anagram_game_in_a_thread(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_an_anagram_game_in_a_thread(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
     thread = fake.thread(world.general, "games", owner_id=world.alice["id"])
     in_thread = key(world, world.general, thread["id"])
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
+    async with table.bot(engine) as bot:
         slash(fake, bot, "anagram", thread, world.alice, {"rounds": 1})
         riddle = await embed_titled(fake, thread, "Anagram 1/1")
         q = await open_question(engine, in_thread)
@@ -590,26 +559,19 @@ async def test_an_anagram_game_in_a_thread(
 
 
 async def test_a_running_game_resumes_when_the_bot_is_rebuilt(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-    clock: FakeClock,
-    caplog: pytest.LogCaptureFixture,
+    table: Table, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.games")
+    fake, world = table.fake, table.world
+    caplog.set_level(logging.INFO, logger="airoboros_bot.bots.discord.commands.games")
     general = key(world, world.general)
-    before = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=before) as bot:
-        slash(fake, bot, "trivia", world.general, world.alice, {"rounds": 2}, subcommand="start")
-        await embed_titled(fake, world.general, "Question 1/2")
+    before = table.games()
+    async with table.bot(before) as bot:
+        _, q = await table.trivia(bot, before, 2)
     assert not before.running(general), "closing the bot stops its game loops"
-    q = await open_question(before, general)
+    assert await open_question(before, general) == q, "the question stays open in Redis"
 
-    after = games()
-    async with running_bot(fake, world, service, redis, key_prefix, games=after) as bot:
+    after = table.games()
+    async with table.bot(after) as bot:
         assert not after.running(general), "nothing resumes before the gateway is ready"
         inject(bot, "READY", fake.ready([world.guild]))
         inject(bot, "GUILD_CREATE", world.guild)
@@ -628,41 +590,15 @@ async def test_a_running_game_resumes_when_the_bot_is_rebuilt(
     assert [(r.name, r.points) for r in board.leaderboard] == [("Bob", 10)]
 
 
-async def test_access_rules_and_the_rate_limit_apply_to_games(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_access_rules_and_the_rate_limit_apply_to_games(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
     member = [world.member_role]
-    async with running_bot(
-        fake,
-        world,
-        service,
-        redis,
-        key_prefix,
-        games=engine,
-        rate_limit_per_minute=1,
-        role_ids=[int(world.member_role)],
-    ) as bot:
-        start = slash(
-            fake,
-            bot,
-            "trivia",
-            world.general,
-            world.alice,
-            {"rounds": 1},
-            subcommand="start",
-            roles=member,
-        )
-        await embed_titled(fake, world.general, "Question 1/1")
+    limits = {"rate_limit_per_minute": 1, "role_ids": [int(world.member_role)]}
+    async with table.bot(engine, **limits) as bot:
+        start, q = await table.trivia(bot, engine, 1, roles=member)
         too_fast = slash(fake, bot, "anagram", world.random, world.alice, roles=member)
         outsider = slash(fake, bot, "anagram", world.random, world.bob)
         refusals = [await responded(fake, p) for p in (too_fast, outsider)]
-        q = await open_question(engine, key(world, world.general))
         ignored = say(fake, bot, world.general, world.bob, right(q))  # bob lacks the role
         counted = say(fake, bot, world.general, world.alice, right(q), roles=member)
         winner = await embed_titled(fake, world.general, "Correct")
@@ -680,19 +616,11 @@ async def test_access_rules_and_the_rate_limit_apply_to_games(
     assert await engine.status(key(world, world.random)) is None
 
 
-async def test_a_flood_of_answers_gets_one_note_then_silence(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games(multiple_choice_share=0, max_answers_per_question=2)
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        slash(fake, bot, "trivia", world.general, world.alice, {"rounds": 1}, subcommand="start")
-        await embed_titled(fake, world.general, "Question 1/1")
-        q = await open_question(engine, key(world, world.general))
+async def test_a_flood_of_answers_gets_one_note_then_silence(table: Table) -> None:
+    fake, world = table.fake, table.world
+    engine = table.games(multiple_choice_share=0, max_answers_per_question=2)
+    async with table.bot(engine) as bot:
+        _, q = await table.trivia(bot, engine, 1)
         assert q.kind is QuestionKind.SHORT
         flood = [say(fake, bot, world.general, world.bob, f"guess {i}") for i in range(5)]
         flood.append(say(fake, bot, world.general, world.bob, right(q)))  # out of tries
@@ -710,18 +638,11 @@ async def test_a_flood_of_answers_gets_one_note_then_silence(
     assert [(r.name, r.points) for r in board.leaderboard] == [("Alice", 10)]
 
 
-async def test_without_embed_links_the_game_is_posted_as_text(
-    fake: FakeDiscord,
-    world: World,
-    service: ChatService,
-    redis: aioredis.Redis,
-    key_prefix: str,
-    games: Games,
-) -> None:
-    engine = games()
+async def test_without_embed_links_the_game_is_posted_as_text(table: Table) -> None:
+    fake, world, engine = table.fake, table.world, table.games()
     path = f"POST /channels/{world.general['id']}/messages"
     fake.fail_next[path] = DiscordError(403, 50013, "Missing Permissions")
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
+    async with table.bot(engine) as bot:
         slash(fake, bot, "trivia", world.general, world.alice, {"rounds": 1}, subcommand="start")
         posted = await fake.wait_for(
             lambda: [
@@ -738,36 +659,24 @@ async def test_without_embed_links_the_game_is_posted_as_text(
 
 
 # -- end to end ----------------------------------------------------------------------------------
-async def test_a_trivia_game_end_to_end_on_the_real_worker(
-    fake: FakeDiscord, world: World, service: ChatService, redis: aioredis.Redis, key_prefix: str
-) -> None:
+async def test_a_trivia_game_end_to_end_on_the_real_worker(table: Table) -> None:
+    fake, world, service, redis = table.fake, table.world, table.service, table.redis
     settings = GameSettings(
         question_time_s=60, between_rounds_s=2, generation_attempts=1, generation_max_new_tokens=24
     )
     # Ten times faster than real time: a 60 s question lasts 6 s.
-    engine = GameEngine(redis, Keys(key_prefix), service, settings, clock=ScaledClock(10))
+    engine = GameEngine(redis, Keys(table.key_prefix), service, settings, clock=ScaledClock(10))
     general = key(world, world.general)
-    async with running_bot(fake, world, service, redis, key_prefix, games=engine) as bot:
-        start = slash(
-            fake,
-            bot,
-            "trivia",
-            world.general,
-            world.alice,
-            {"topic": "science", "rounds": 1},
-            subcommand="start",
-        )
-        await responded(fake, start)
-        note = await embed_titled(fake, world.general, "Note")
-        await embed_titled(fake, world.general, "Question 1/1")
-        q = await open_question(engine, general)
+    async with table.bot(engine) as bot:
+        _, q = await table.trivia(bot, engine, 1, topic="science")
+        note = await embed_titled(fake, world.general, "Note")  # posted before the question
         hit = say(fake, bot, world.general, world.alice, right(q))
         await reacted(fake, hit, "✅")
         winner = await embed_titled(fake, world.general, "Correct")
         final = await embed_titled(fake, world.general, "Trivia over")
 
     assert "did not pass the checks" in note["description"]
-    asked = [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
+    asked = [k async for k in redis.scan_iter(Keys(table.key_prefix).job_output("*"))]
     assert asked, "the model was asked for a question first"
     assert winner["description"].startswith("**Alice** got it")
     [row] = (await engine.leaderboard(general)).leaderboard

@@ -23,7 +23,7 @@ from airoboros_bot.bots.discord.text import (
 )
 from airoboros_bot.config.settings import DiscordSettings, load_settings
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey
-from tests.bots.fake_discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 GUILD, CHANNEL, THREAD, ROLE = 10, 20, 30, 40
 
@@ -156,7 +156,12 @@ def test_small_texts() -> None:
 
 
 async def test_running_answers_by_conversation_user_and_job() -> None:
-    running = RunningAnswers()
+    cancelled: list[str] = []
+
+    async def cancel(job_id: str) -> None:
+        cancelled.append(job_id)
+
+    running = RunningAnswers(cancel)
     here, there = ConversationKey("d", "g", "1"), ConversationKey("d", "g", "2")
     a = running.start(here, 1)
     b = running.start(here, 2)
@@ -165,6 +170,11 @@ async def test_running_answers_by_conversation_user_and_job() -> None:
     assert running.of_user(here, 1) == [a]
     assert running.by_job("job-a") is a and running.by_job("nope") is None
     assert not await running.wait_idle(0.01)
+    await running.stop(b)  # before its job is queued: cancelled once it is
+    assert b.stopping and cancelled == []
+    await running.queued(b, "job-b")
+    await running.stop(a)
+    assert cancelled == ["job-b", "job-a"]
     for answer in (a, b, c):
         running.finish(answer)
     assert len(running) == 0 and await running.wait_idle(0.01)

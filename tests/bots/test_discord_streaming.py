@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.service import Answer, AnswerEvent, ChatService, Delta, Submitted
-from airoboros_bot.bots.discord.launch import AiroborosBot
+from airoboros_bot.bots.discord.client import AiroborosBot
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey
@@ -25,7 +25,7 @@ from airoboros_bot.engine.client import EngineClient, Queued
 from airoboros_bot.engine.generator import Generator
 from tests.bots import discord_fixtures
 from tests.bots.discord_fixtures import original_edits, running_bot, written_answer
-from tests.bots.fake_discord import FakeDiscord, World, assert_no_mentions, buttons, inject
+from tests.fakes.discord import FakeDiscord, World, assert_no_mentions, buttons, inject
 
 Script = Callable[[str], AsyncIterator[AnswerEvent]]
 JOB = "0123456789abcdef0123456789abcdef"

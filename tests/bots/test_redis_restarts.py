@@ -23,8 +23,8 @@ from airoboros_bot.config.settings import ChatSettings, EngineSettings
 from airoboros_bot.conversations.models import ConversationKey
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
-from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.generator import Generator
+from airoboros_bot.engine.redis_connect import connect
 from tests.answer_audit import raw_chunks
 from tests.restartable_valkey import RestartableValkey
 from tests.worker_processes import WorkerProcesses, wait_for_workers
@@ -48,7 +48,7 @@ async def test_conversations_survive_redis_being_killed_and_restarted(
     keys = Keys("restarts")
     restarts = 30 if CHAOS else 3
     workers = WorkerProcesses(server.url, keys.prefix, generator.model_dir, claim_idle_ms=6000)
-    redis = connect(server.url)
+    redis = await connect(server.url)
     engine = EngineClient(redis, keys, first_chunk_timeout_s=60, poll_block_ms=500)
     service = ChatService(
         ConversationStore(redis, keys),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -110,9 +111,18 @@ def test_view_notes_what_was_left_out() -> None:
 
 async def test_edit_budget_refuses_when_empty_and_refills() -> None:
     budget = EditBudget(per_minute=600, burst=2)
-    assert budget.try_take() and budget.try_take()
-    assert not budget.try_take()
+    assert await budget.try_take() and await budget.try_take()
+    assert not await budget.try_take()
     await budget.take()  # waits about 0.1 s for a refill
+
+
+async def test_a_paused_edit_budget_gives_nothing_until_the_pause_ends() -> None:
+    budget = EditBudget(per_minute=6000, burst=5)
+    await budget.pause(0.3)
+    assert not await budget.try_take()
+    started = time.monotonic()
+    await budget.take()
+    assert 0.25 <= time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize("limit", [5, 19])

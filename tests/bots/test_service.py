@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from airoboros_bot.bots.core.service import Answer, ChatService, Delta, Submitted
+from airoboros_bot.bots.core.service import (
+    Actor,
+    Answer,
+    ChatService,
+    Delta,
+    NotAllowed,
+    Submitted,
+)
 from airoboros_bot.conversations.errors import ChatError, EmptyPrompt
 from airoboros_bot.conversations.models import ConversationKey, Mode, Turn
 
@@ -99,3 +108,111 @@ async def test_a_question_too_long_for_the_window_says_the_token_counts(
     message = caught.value.user_message
     assert "2048" in message and "tokens" in message
     assert await service.store.history(KEY) == []
+
+
+# -- conversations in a team channel ------------------------------------------------------------
+CHANNEL = ConversationKey("test", "w", "chan")
+
+
+async def test_private_answers_stay_out_of_the_shared_history(service: ChatService) -> None:
+    shared = CHANNEL.at("t1")
+    await service.add_context(shared, "Blueberries are green.", {"url": "https://x.y/1"})
+    await _ask(service, "shared question", shared)
+    mine = shared.private_for("alice")
+    events = await _ask(service, "my secret question", mine)
+    assert events[-1].sources, "a private question reads the conversation's context blocks"
+    assert [t.user for t in await service.store.history(shared)] == ["shared question"]
+    assert [t.user for t in await service.store.history(mine)] == ["my secret question"]
+    assert await service.store.history(shared.private_for("bob")) == []
+    # Resetting the shared conversation leaves the private one alone, and the other way round.
+    assert await service.reset(shared) == 1
+    assert len(await service.store.history(mine)) == 1
+
+
+async def test_a_new_conversation_has_an_owner_and_the_channels_default_mode(
+    service: ChatService,
+) -> None:
+    await service.set_channel_mode(CHANNEL, "no-history", by=Actor("admin", is_admin=True))
+    conversation = CHANNEL.at("t1")
+    await service.begin(conversation, "alice")
+    await service.begin(conversation, "bob")  # a repeated or late begin changes nothing
+    assert await service.owner(conversation) == "alice"
+    assert await service.get_mode(conversation) is Mode.NO_HISTORY
+    await service.set_channel_mode(CHANNEL, "history")
+    assert await service.get_mode(conversation) is Mode.NO_HISTORY, "started ones keep theirs"
+    await service.begin(CHANNEL.at("t2"), "bob")
+    assert await service.get_mode(CHANNEL.at("t2")) is Mode.HISTORY
+    # Private conversations follow the channel's default unless switched.
+    assert await service.get_mode(CHANNEL.private_for("carol")) is Mode.HISTORY
+
+
+async def test_only_the_owner_or_an_admin_may_reset_switch_or_clear(
+    service: ChatService,
+) -> None:
+    conversation = CHANNEL.at("t1")
+    await service.begin(conversation, "alice")
+    await service.store.add_turn(conversation, Turn("q", "a"))
+    await service.add_context(conversation, "a document")
+    bob, alice, admin = Actor("bob"), Actor("alice"), Actor("root", is_admin=True)
+    with pytest.raises(NotAllowed, match="the person who started this conversation"):
+        await service.reset(conversation, by=bob)
+    with pytest.raises(NotAllowed):
+        await service.set_mode(conversation, "no-history", by=bob)
+    with pytest.raises(NotAllowed):
+        await service.clear_context(conversation, by=bob)
+    with pytest.raises(NotAllowed, match="Only an admin"):
+        await service.set_channel_mode(CHANNEL, "no-history", by=alice)
+    assert len(await service.store.history(conversation)) == 1
+    assert await service.store.count_blocks(conversation) == 1
+    assert await service.get_mode(conversation) is Mode.HISTORY
+    assert await service.channel_mode(CHANNEL) is Mode.HISTORY
+
+    assert await service.set_mode(conversation, "no-history", by=alice) is Mode.NO_HISTORY
+    assert await service.reset(conversation, by=alice) == 1
+    assert await service.clear_context(conversation, by=admin) == 1
+    # Nobody owns a conversation that was never begun: only admins manage it.
+    with pytest.raises(NotAllowed, match="Only an admin"):
+        await service.reset(CHANNEL.at("old"), by=alice)
+    assert await service.reset(CHANNEL.at("old"), by=admin) == 0
+    # A private conversation belongs to its person.
+    assert await service.may_manage(CHANNEL.private_for("bob"), bob)
+    assert not await service.may_manage(CHANNEL.private_for("bob"), alice)
+
+
+async def test_replies_to_linked_messages_continue_their_conversation(
+    service: ChatService,
+) -> None:
+    conversation = CHANNEL.at("m1")
+    assert await service.conversation_of(CHANNEL.at("m2")) is None
+    for answer_message in ("m1", "m2", "m3"):  # a reply chain: every answer of the bot
+        await service.link(CHANNEL.at(answer_message), conversation)
+    assert await service.conversation_of(CHANNEL.at("m3")) == conversation
+    private = CHANNEL.private_for("alice")
+    await service.link(CHANNEL.at("e1"), private)
+    assert await service.conversation_of(CHANNEL.at("e1")) == private
+
+
+async def test_context_placement_asks_outside_a_thread(service: ChatService) -> None:
+    placement = await service.context_placement(CHANNEL)
+    assert placement.target is None and placement.current is None
+    await service.open_context(CHANNEL, CHANNEL.at("ctx"), "Specs", owner="alice")
+    placement = await service.context_placement(CHANNEL)
+    assert placement.target is None
+    assert placement.current == CHANNEL.at("ctx") and placement.current_title == "Specs"
+    assert await service.owner(CHANNEL.at("ctx")) == "alice"
+    in_thread = await service.context_placement(CHANNEL.at("t9"))
+    assert in_thread.target == CHANNEL.at("t9")
+    assert (await service.context_placement(CHANNEL.at("t9").private_for("u"))).target == (
+        CHANNEL.at("t9")
+    ), "blocks always go to the shared conversation"
+
+
+async def test_held_choices_are_taken_once_and_only_by_their_user(service: ChatService) -> None:
+    token = await service.hold("alice", {"channel": "C1", "ts": "1.2"})
+    assert await service.take_held("bob", token) is None
+    assert await service.take_held("alice", token) == {"channel": "C1", "ts": "1.2"}
+    assert await service.take_held("alice", token) is None
+    expired = await service.hold("alice", {"x": 1}, ttl_s=1)
+    await service.store.redis.pexpire(service.store.keys.pending_choice(f"alice:{expired}"), 1)
+    await asyncio.sleep(0.05)
+    assert await service.take_held("alice", expired) is None

@@ -1,7 +1,7 @@
 """The real slack-bolt app over the chat service and the real worker on the tiny model.
 
 Requests are signed like Slack signs them and dispatched to the app; its Web API calls go to
-the protocol-true fake in fake_slack.py.
+the protocol-true fake in tests/fakes/slack.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from airoboros_bot.bots.slack.format import escape
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.conversations.models import ConversationKey, Mode
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    bot_messages,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    is_final,
+    job_outputs,
+    thread_linked,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     Call,
@@ -30,13 +40,6 @@ from tests.bots.fake_slack import (
     event_envelope,
     mention_event,
     message_action,
-)
-from tests.bots.slack_fixtures import (
-    AppFactory,
-    dispatch,
-    ephemerals,
-    is_final,
-    job_outputs,
 )
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
@@ -95,19 +98,22 @@ async def test_ask_acks_fast_then_streams_into_the_placeholder(
     assert placeholder["text"].startswith("Thinking")
     header = placeholder["blocks"][0]["elements"][0]["text"]
     assert header == "<@U1> asked: What color are blueberries?"
+    # The Stop button comes with the placeholder, not with a later edit.
+    (stop,) = [b for b in placeholder["blocks"] if b["type"] == "actions"]
+    job_id, owner = stop["elements"][0]["value"].split(" ")
+    assert owner == "U1" and len(job_id) >= 8
     ts = next(iter(fake.messages["C1"]))
     message = await fake.wait_for(lambda: finished(fake, "C1", ts), what="the final answer")
 
     updates = fake.calls_to("chat.update")
     assert all(u.params["ts"] == ts for u in updates)
-    stops = [b for u in updates for b in u.params["blocks"] if b["type"] == "actions"]
-    assert stops, "a Stop button is shown while the answer is written"
-    job_id, owner = stops[0]["elements"][0]["value"].split(" ")
-    assert owner == "U1" and len(job_id) >= 8
-    history = await service.store.history(channel_key())
+    # The answer's thread is a new conversation, owned by the asker.
+    conversation = channel_key(thread=ts)
+    history = await service.store.history(conversation)
     assert [t.user for t in history] == ["What color are blueberries?"]
+    assert await service.owner(conversation) == "U1"
     assert message["text"] == (escape(history[0].assistant.strip()) or message["text"])
-    # Replies in the answer's thread continue the channel's conversation.
+    # Replies in the answer's thread continue that conversation, without a mention.
     reply = fake.user_message("C1", "And strawberries?", user="U2", thread_ts=ts)
     await dispatch(app, event_envelope(reply), kind="json")
     second = await fake.wait_for(
@@ -115,8 +121,27 @@ async def test_ask_acks_fast_then_streams_into_the_placeholder(
         what="the answer in the thread",
     )
     await answer_of(fake, second[0])
-    history = await service.store.history(channel_key())
+    history = await service.store.history(conversation)
     assert [t.user for t in history] == ["What color are blueberries?", "And strawberries?"]
+    assert await service.store.history(channel_key()) == [], "no channel-wide conversation"
+
+
+async def test_each_ask_is_its_own_conversation(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    await dispatch(app, command_body("/ask", "Alice's question", user="U1"))
+    first = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await answer_of(fake, first[0])
+    await dispatch(app, command_body("/ask", "Bob's question", user="U2"))
+    await fake.wait_for(lambda: len(fake.calls_to("chat.postMessage")) == 2)
+    await answer_of(fake, fake.calls_to("chat.postMessage")[1])
+    alice, bob = (m["ts"] for m in bot_messages(fake))
+    assert [t.user for t in await service.store.history(channel_key(thread=alice))] == [
+        "Alice's question"
+    ]
+    assert [t.user for t in await service.store.history(channel_key(thread=bob))] == [
+        "Bob's question"
+    ], "Bob's question is not answered with Alice's as history"
 
 
 async def test_a_mention_starts_a_thread_conversation(
@@ -148,20 +173,25 @@ async def test_threads_the_bot_never_answered_in_are_left_alone(
     reply = fake.user_message("C1", "sure", user="U2", thread_ts=parent["ts"])
     edited = {**fake.user_message("C1", "x"), "subtype": "message_changed"}
     for event in (parent, reply, edited):
-        response = await dispatch(app, event_envelope(event), kind="json")
+        response = await dispatch_and_finish(app, event_envelope(event), kind="json")
         assert response.status == 200
     assert [c.method for c in fake.calls if c.method != "auth.test"] == []
     assert await redis.xlen(Keys(key_prefix).jobs) == 0
     assert await job_outputs(redis, key_prefix) == []
+    # The same wait sees an event the bot does handle: the checks above were not too early.
+    mention = fake.user_message("C1", f"<@{BOT_USER}> hi", thread_ts=parent["ts"])
+    await dispatch_and_finish(app, event_envelope(mention_event(mention)), kind="json")
+    assert fake.calls_to("chat.postMessage"), "answered by the time its listener finished"
 
 
 async def test_context_thread_messages_and_files_become_cited_blocks(
     app: AsyncApp, fake: FakeSlack, service: ChatService
 ) -> None:
-    await dispatch(app, command_body("/context", "Blueberry facts"))
-    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await dispatch_and_finish(app, command_body("/context", "Blueberry facts"))
+    posts = fake.calls_to("chat.postMessage")  # the thread is stored after its parent is posted
     assert "Context: Blueberry facts" in posts[0].params["text"]
     thread = next(iter(fake.messages["C1"]))
+    await thread_linked(service, "C1", thread)
     key = channel_key(thread=thread)
     assert await service.context_title(key) == "Blueberry facts"
     assert await service.context_target(channel_key()) == key
@@ -220,35 +250,79 @@ async def test_context_thread_messages_and_files_become_cited_blocks(
     assert await service.store.blocks(key) == []
 
 
-async def test_add_as_context_shortcut(
+def choice_buttons(fake: FakeSlack, user: str = "U1") -> list[dict[str, Any]]:
+    """The buttons of the last private "where should this go?" question to ``user``."""
+    asks = [
+        c.params
+        for c in fake.calls_to("chat.postEphemeral")
+        if c.params["user"] == user and c.params.get("blocks")
+    ]
+    return asks[-1]["blocks"][-1]["elements"] if asks else []
+
+
+async def test_add_as_context_asks_where_the_block_goes(
     app: AsyncApp, fake: FakeSlack, service: ChatService
 ) -> None:
     anywhere = fake.user_message("C1", "The meeting moved to Friday.", user="U2")
-    response = await dispatch(
-        app, message_action(anywhere, response_url=fake.response_url()), kind="payload"
-    )
+    hook = fake.response_url()
+    response = await dispatch(app, message_action(anywhere, response_url=hook), kind="payload")
     assert response.status == 200
-    await fake.wait_for(lambda: ephemerals(fake))
-    assert "this channel's conversation" in ephemerals(fake)[0]
-    assert [b.text for b in await service.store.blocks(channel_key())] == [anywhere["text"]]
+    buttons = await fake.wait_for(lambda: choice_buttons(fake), what="the private question")
+    assert [b["action_id"] for b in buttons] == ["context_to_new", "context_cancel"]
+    assert await service.store.blocks(channel_key()) == [], "nothing is added silently"
 
-    await dispatch(app, command_body("/context", "Planning"))
-    await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
-    thread = next(ts for ts, m in fake.messages["C1"].items() if m["user"] == BOT_USER)
-    other = fake.user_message("C2", "Budget: 3 apples.", user="U2")
-    await dispatch(app, message_action(other, channel="C2"), kind="payload")
-    await fake.wait_for(lambda: len(ephemerals(fake)) == 2)
-    # C2 has no context thread: its own channel conversation gets it.
-    assert [b.text for b in await service.store.blocks(channel_key("C2"))] == [other["text"]]
-
-    later = fake.user_message("C1", "Also bring pears.", user="U2")
-    await dispatch(app, message_action(later), kind="payload")
-    await fake.wait_for(lambda: len(ephemerals(fake)) == 3)
-    assert "“Planning”" in ephemerals(fake)[2]
+    # "New context thread": a context thread is opened, owned by the user, with the block.
+    click = block_action("context_to_new", buttons[0]["value"], message_ts="9.1")
+    await dispatch(app, {**click, "response_url": hook}, kind="payload")
+    answered = await fake.wait_for(lambda: fake.calls_to("response_url"))
+    assert answered[-1].params["replace_original"] is True
+    assert "“Context from Bob Roe”" in answered[-1].params["text"]
+    (thread,) = [m["ts"] for m in bot_messages(fake)]
+    await thread_linked(service, "C1", thread)
     (block,) = await service.store.blocks(channel_key(thread=thread))
-    assert block.text == "Also bring pears."
-    assert block.metadata["author"] == "Bob Roe" and block.metadata["channel"] == "#general"
-    assert block.metadata["url"].endswith(later["ts"].replace(".", ""))
+    assert block.text == anywhere["text"] and block.metadata["author"] == "Bob Roe"
+    assert await service.owner(channel_key(thread=thread)) == "U1"
+    # The same button again: the choice was used up.
+    await dispatch(app, {**click, "response_url": hook}, kind="payload")
+    await fake.wait_for(lambda: len(fake.calls_to("response_url")) == 2)
+    assert "expired" in fake.calls_to("response_url")[-1].params["text"]
+
+    # Now the channel has a current context thread: it is offered first.
+    later = fake.user_message("C1", "Also bring pears.", user="U2")
+    await dispatch(app, message_action(later, response_url=hook), kind="payload")
+    await fake.wait_for(lambda: len(choice_buttons(fake)) == 3)
+    buttons = choice_buttons(fake)
+    assert buttons[0]["action_id"] == "context_to_current"
+    assert "Context from Bob Roe" in buttons[0]["text"]["text"]
+    click = block_action("context_to_current", buttons[0]["value"], message_ts="9.2")
+    await dispatch(app, {**click, "response_url": hook}, kind="payload")
+    await fake.wait_for(lambda: len(fake.calls_to("response_url")) == 3)
+    blocks = await service.store.blocks(channel_key(thread=thread))
+    assert [b.text for b in blocks] == [anywhere["text"], "Also bring pears."]
+    assert blocks[1].metadata["url"].endswith(later["ts"].replace(".", ""))
+
+    # Cancel adds nothing; another user cannot answer someone else's question.
+    third = fake.user_message("C1", "Not this one.", user="U2")
+    await dispatch(app, message_action(third, response_url=hook), kind="payload")
+    await fake.wait_for(lambda: len([c for c in fake.calls_to("chat.postEphemeral")]) == 3)
+    token = choice_buttons(fake)[0]["value"]
+    stranger = block_action("context_to_current", token, message_ts="9.3", user="U2")
+    await dispatch(app, {**stranger, "response_url": hook}, kind="payload")
+    await fake.wait_for(lambda: len(fake.calls_to("response_url")) == 4)
+    assert "expired" in fake.calls_to("response_url")[-1].params["text"]
+    cancel = block_action("context_cancel", token, message_ts="9.3")
+    await dispatch(app, {**cancel, "response_url": hook}, kind="payload")
+    await fake.wait_for(lambda: len(fake.calls_to("response_url")) == 5)
+    assert fake.calls_to("response_url")[-1].params["text"] == "Nothing was added."
+    assert len(await service.store.blocks(channel_key(thread=thread))) == 2
+
+    # A message inside a conversation thread goes to that conversation without asking.
+    inside = fake.user_message("C1", "Pears are yellow.", user="U2", thread_ts=thread)
+    await dispatch(app, message_action(inside, response_url=hook), kind="payload")
+    await fake.wait_for(lambda: len(fake.calls_to("response_url")) == 6)
+    assert len(await service.store.blocks(channel_key(thread=thread))) == 3
+    assert len(fake.calls_to("chat.postEphemeral")) == 3, "no question asked"
+    assert await service.store.blocks(channel_key()) == []
 
 
 async def test_stop_button_cancels_the_job_of_its_owner_only(
@@ -286,25 +360,83 @@ async def test_rate_limit_gets_a_private_reply(
     await fake.wait_for(lambda: len(fake.calls_to("chat.postMessage")) == 2)
 
 
-async def test_mode_and_reset_commands(
-    app: AsyncApp, fake: FakeSlack, service: ChatService
+async def test_channel_modes_are_for_admins_and_apply_to_new_conversations(
+    make_app: AppFactory, fake: FakeSlack, service: ChatService
 ) -> None:
+    app = make_app(service, admin_user_ids=["U2"], rate_limit_per_minute=20)
     await dispatch(app, command_body("/ask-mode"))
     await fake.wait_for(lambda: ephemerals(fake))
-    assert ephemerals(fake)[0].startswith("Mode of this channel's conversation: *history*.")
-    await dispatch(app, command_body("/ask-mode", "no-history"))
+    assert ephemerals(fake)[0].startswith("New conversations in this channel use *history*")
+    await dispatch(app, command_body("/ask-mode", "no-history"))  # U1 is no admin
     await fake.wait_for(lambda: len(ephemerals(fake)) == 2)
-    assert await service.get_mode(channel_key()) is Mode.NO_HISTORY
-    await dispatch(app, command_body("/ask-mode", "sometimes"))
-    await fake.wait_for(lambda: len(ephemerals(fake)) == 3)
-    assert ephemerals(fake)[2].startswith("Unknown mode")
-    assert await service.get_mode(channel_key()) is Mode.NO_HISTORY
+    assert ephemerals(fake)[1].startswith("Only an admin can change this channel's default")
+    assert await service.channel_mode(channel_key()) is Mode.HISTORY
+    await dispatch(app, command_body("/ask-mode", "sometimes", user="U2"))
+    await fake.wait_for(lambda: ephemerals(fake, "U2"))
+    assert ephemerals(fake, "U2")[0].startswith("Unknown mode")
+    await dispatch(app, command_body("/ask-mode", "no-history", user="U2"))
+    await fake.wait_for(lambda: len(ephemerals(fake, "U2")) == 2)
+    assert await service.channel_mode(channel_key()) is Mode.NO_HISTORY
 
-    await service.set_mode(channel_key(), Mode.HISTORY)
-    await dispatch(app, command_body("/ask", "remember me"))
+    await dispatch(app, command_body("/ask", "forget me"))
     posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
     await answer_of(fake, posts[0])
-    await dispatch(app, command_body("/ask-reset"))
-    await fake.wait_for(lambda: len(ephemerals(fake)) == 4)
-    assert ephemerals(fake)[3].startswith("Forgot this channel's conversation (1 turns)")
+    ts = bot_messages(fake)[0]["ts"]
+    assert await service.get_mode(channel_key(thread=ts)) is Mode.NO_HISTORY
+    assert await service.store.history(channel_key(thread=ts)) == []
+
+
+async def test_only_the_owner_or_an_admin_resets_or_switches_a_thread(
+    make_app: AppFactory, fake: FakeSlack, service: ChatService
+) -> None:
+    fake.add_user("UADM", "root", "Root Admin", is_admin=True)
+    app = make_app(service, rate_limit_per_minute=20)
+    mention = fake.user_message("C1", f"<@{BOT_USER}> Name a blue fruit.")
+    await dispatch(app, event_envelope(mention_event(mention)), kind="json")
+    posts = await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    await answer_of(fake, posts[0])
+    key = channel_key(thread=mention["ts"])
+    assert len(await service.store.history(key)) == 1
+
+    async def say(user: str, text: str) -> str:
+        before = len(ephemerals(fake, user))
+        said = fake.user_message("C1", f"<@{BOT_USER}> {text}", user=user, thread_ts=mention["ts"])
+        await dispatch(app, event_envelope(mention_event(said)), kind="json")
+        await fake.wait_for(lambda: len(ephemerals(fake, user)) > before)
+        return ephemerals(fake, user)[-1]
+
+    refused = await say("U2", "reset")
+    assert refused.startswith("Only the person who started this conversation or an admin")
+    assert (await say("U2", "mode no-history")).startswith("Only the person")
+    assert len(await service.store.history(key)) == 1
+    assert await service.get_mode(key) is Mode.HISTORY
+    assert "*history* mode" in await say("U2", "mode")  # anyone may look
+    assert "now in *no-history*" in await say("U1", "mode no-history")
+    assert (await say("UADM", "reset")).startswith("Forgot this thread's conversation (1 turns)")
+    assert await service.store.history(key) == []
+    assert len(fake.calls_to("chat.postMessage")) == 1, "commands are not questions"
+
+
+async def test_private_questions_are_ephemeral_and_kept_per_user(
+    app: AsyncApp, fake: FakeSlack, service: ChatService
+) -> None:
+    await dispatch(app, command_body("/ask-private", "my secret question"))
+    replies = await fake.wait_for(lambda: len(ephemerals(fake)) >= 2 and ephemerals(fake))
+    assert replies[0].startswith("Thinking… (only you can see")
+    answer = fake.calls_to("chat.postEphemeral")[1].params
+    assert answer["blocks"][0]["elements"][0]["text"] == (
+        "<@U1> asked privately: my secret question"
+    )
+    assert fake.calls_to("chat.postMessage") == [], "nothing posted for everyone"
+    mine = channel_key().private_for("U1")
+    assert [t.user for t in await service.store.history(mine)] == ["my secret question"]
     assert await service.store.history(channel_key()) == []
+    assert await service.store.history(channel_key().private_for("U2")) == []
+
+    await dispatch(app, command_body("/ask-reset", user="U2"))  # Bob's own, empty
+    await fake.wait_for(lambda: ephemerals(fake, "U2"))
+    assert ephemerals(fake, "U2")[0].startswith("Forgot your private conversation in this")
+    assert len(await service.store.history(mine)) == 1
+    await dispatch(app, command_body("/ask-reset"))
+    await fake.wait_for(lambda: "(1 turns)" in ephemerals(fake)[-1])
+    assert await service.store.history(mine) == []

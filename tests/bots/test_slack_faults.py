@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from airoboros_bot.bots.core.alerts import ENGINE_OFFLINE_TOTAL, OFFLINE
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings
@@ -16,7 +17,16 @@ from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    final_answer,
+    job_outputs,
+    thread_linked,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     FakeSlack,
@@ -26,7 +36,6 @@ from tests.bots.fake_slack import (
     mention_event,
     message_action,
 )
-from tests.bots.slack_fixtures import AppFactory, dispatch, ephemerals, final_answer, job_outputs
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
 
@@ -56,22 +65,32 @@ async def no_jobs(redis: aioredis.Redis, key_prefix: str) -> bool:
     return await redis.xlen(Keys(key_prefix).jobs) == 0 and not outputs
 
 
-async def test_engine_down_updates_the_placeholder(
+async def test_engine_down_tells_the_user_and_alerts_the_admin(
     make_app: AppFactory,
     fake: FakeSlack,
     redis: aioredis.Redis,
     key_prefix: str,
     generator: Generator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = make_app(workerless_service(redis, key_prefix, generator))
     response = await dispatch(app, command_body("/ask", "Anyone there?"))
     assert response.status == 200
     final = await fake.wait_for(lambda: final_answer(fake), what="the error in the placeholder")
-    assert final["text"] == (
-        ":warning: No engine worker is running: start one with `airoboros-bot worker`."
-    )
+    assert final["text"] == f":warning: {OFFLINE}"
+    assert "airoboros-bot worker" not in final["text"], "no admin instructions for users"
     assert fake.calls_to("chat.postMessage")[0].params["text"].startswith("Thinking")
     assert await no_jobs(redis, key_prefix)
+    # The admin: a log line with the real reason, a shared Redis record and a metric.
+    assert "engine offline" in caplog.text and "airoboros-bot worker" in caplog.text
+    alert = await redis.hgetall(Keys(key_prefix).alerts("engine_offline"))
+    assert alert["count"] == "1" and "No engine worker is running" in alert["reason"]
+    offline = ENGINE_OFFLINE_TOTAL.labels("slack")._value.get()
+    await dispatch(app, command_body("/ask-private", "Still nobody?"))
+    await fake.wait_for(lambda: len(ephemerals(fake)) == 2)
+    assert ephemerals(fake)[1] == f":warning: {OFFLINE}"
+    assert ENGINE_OFFLINE_TOTAL.labels("slack")._value.get() == offline + 1
+    assert (await redis.hgetall(Keys(key_prefix).alerts("engine_offline")))["count"] == "2"
 
 
 async def test_engine_timeout_updates_the_placeholder(
@@ -119,10 +138,10 @@ async def test_malformed_payloads_are_answered_politely(
         {"type": "message", "text": "no user, no channel", "ts": "1.1"},
         {"type": "app_mention", "text": f"<@{BOT_USER}> hi", "ts": "1.2"},
     ):
-        assert (await dispatch(app, event_envelope(event), kind="json")).status == 200
+        assert (await dispatch_and_finish(app, event_envelope(event), kind="json")).status == 200
 
     stop = block_action("stop_answer", "", message_ts="1.3")
-    assert (await dispatch(app, stop, kind="payload")).status == 200
+    assert (await dispatch_and_finish(app, stop, kind="payload")).status == 200
     shortcut = message_action({"ts": "1.4", "text": "x"})
     del shortcut["message"]
     assert (await dispatch(app, shortcut, kind="payload")).status == 200
@@ -173,10 +192,9 @@ async def test_access_rules(
         response = await dispatch(app, command_body(command, "hello"))
         assert response.status == 200 and refusal in str(response.body)
     mention = fake.user_message("C1", f"<@{BOT_USER}> hello")
-    await dispatch(app, event_envelope(mention_event(mention)), kind="json")
+    await dispatch_and_finish(app, event_envelope(mention_event(mention)), kind="json")
     shortcut = message_action(fake.user_message("C1", "doc"), response_url=fake.response_url())
-    await dispatch(app, shortcut, kind="payload")
-    await fake.wait_for(lambda: ephemerals(fake))
+    await dispatch_and_finish(app, shortcut, kind="payload")
     assert ephemerals(fake) == [refusal]
     assert fake.calls_to("chat.postMessage") == []
     assert await no_jobs(redis, key_prefix)
@@ -220,6 +238,7 @@ async def test_context_files_refused_with_reasons(
     await dispatch(app, command_body("/context", "Docs"))
     await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
     thread = next(iter(fake.messages["C1"]))
+    await thread_linked(idle, "C1", thread)
     photo = fake.add_file("photo.png", b"\x89PNG\r\n", "image/png")
     big = fake.add_file("big.txt", b"x " * 100)
     latin = fake.add_file("latin.txt", "café".encode("latin-1"))

@@ -24,12 +24,13 @@ from airoboros_bot.bots.slack.format import (
 from airoboros_bot.config.settings import SlackSettings
 from airoboros_bot.conversations.models import ContextBlock
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import FakeSlack, command_body
 from tests.bots.slack_fixtures import SECRET, dispatch
+from tests.fakes.slack import FakeSlack, command_body
 
 fake, client = slack_fixtures.fake, slack_fixtures.client
 
 MANIFEST = Path(__file__).resolve().parents[2] / "config" / "slack-manifest.yaml"
+HTTP_MANIFEST = MANIFEST.with_name("slack-manifest-http.yaml")
 
 
 @pytest.mark.parametrize(
@@ -106,6 +107,7 @@ def test_manifest_matches_the_app() -> None:
     commands = {c["command"] for c in features["slash_commands"]}
     assert commands == {
         "/ask",
+        "/ask-private",
         "/ask-mode",
         "/ask-reset",
         "/context",
@@ -116,17 +118,35 @@ def test_manifest_matches_the_app() -> None:
     (shortcut,) = features["shortcuts"]
     assert shortcut["type"] == "message" and shortcut["callback_id"] == ADD_CONTEXT_CALLBACK
     assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_home_opened",
         "app_mention",
         "message.channels",
         "message.groups",
         "message.im",
     }
+    assert features["app_home"]["home_tab_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     needed = {"app_mentions:read", "chat:write", "commands", "files:read", "users:read"}
     needed |= {"channels:history", "groups:history", "im:history", "channels:read"}
     assert needed <= scopes
     assert settings["socket_mode_enabled"] is True
     assert settings["interactivity"]["is_enabled"] is True
+
+
+def test_the_http_manifest_is_the_socket_one_with_request_urls() -> None:
+    yaml = pytest.importorskip("yaml")
+    socket = yaml.safe_load(MANIFEST.read_text())
+    http = yaml.safe_load(HTTP_MANIFEST.read_text())
+    url = "https://bot.example.com/slack/events"
+    assert http["settings"]["socket_mode_enabled"] is False
+    assert http["settings"]["event_subscriptions"]["request_url"] == url
+    assert http["settings"]["interactivity"]["request_url"] == url
+    assert all(c.pop("url") == url for c in http["features"]["slash_commands"])
+    del http["settings"]["event_subscriptions"]["request_url"]
+    del http["settings"]["interactivity"]["request_url"]
+    http["settings"]["socket_mode_enabled"] = True
+    assert http == socket, "the same app apart from how Slack reaches it"
+    assert url.endswith(SlackSettings().http_path)
 
 
 async def test_every_manifest_command_is_handled(fake: FakeSlack, client: AsyncWebClient) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,12 +16,10 @@ import redis.asyncio as aioredis
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock
+from airoboros_bot.bots.games import GameEngine, GameKind, ScaledClock, StartGame, parse_post
 from airoboros_bot.bots.games import messages as texts
 from airoboros_bot.bots.games.models import LeaderboardRow, Question, QuestionKind
-from airoboros_bot.bots.slack.app import run_slack
 from airoboros_bot.bots.slack.game_format import (
     ANAGRAM_USAGE,
     SLACK_GAME_COMMANDS,
@@ -33,19 +29,29 @@ from airoboros_bot.bots.slack.game_format import (
     game_text,
 )
 from airoboros_bot.bots.slack.game_output import ChannelPacer
-from airoboros_bot.bots.slack.games import GameRequest, trigger
+from airoboros_bot.bots.slack.games import SLACK_GAME_USAGE
 from airoboros_bot.bots.slack.web import WebApi
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import (
-    EngineSettings,
     GameSettings,
-    RedisSettings,
     Settings,
-    SlackSettings,
 )
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.conftest import GameEngineFactory
+from tests.bots.slack_fixtures import (
+    SECRET,
+    AppFactory,
+    dispatch,
+    dispatch_and_finish,
+    ephemerals,
+    free_port,
+    job_outputs,
+    serving,
+    stop_with_sigterm,
+    wait_listening,
+)
+from tests.fakes.slack import (
     BOT_USER,
     TEAM,
     Call,
@@ -55,10 +61,9 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
-from tests.bots.slack_fixtures import SECRET, AppFactory, dispatch, ephemerals, job_outputs
-from tests.bots.test_slack_servers import free_port, stop_with_sigterm, wait_listening
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
+settings = slack_fixtures.settings
 
 SPEED = 10.0  # game time runs ten times faster: a 30 s question lasts 3 s
 PACE = 0.05  # seconds between two game messages in one channel
@@ -78,11 +83,8 @@ def clock() -> ScaledClock:
 
 
 @pytest.fixture
-async def make_games(
-    redis: aioredis.Redis, key_prefix: str, clock: ScaledClock
-) -> AsyncIterator[GamesFactory]:
-    """Game engines on the test's Redis keys (the bank only unless given a model)."""
-    engines: list[GameEngine] = []
+def make_games(make_game_engine: GameEngineFactory, clock: ScaledClock) -> GamesFactory:
+    """Game engines on the fast clock (the bank only unless given a model)."""
 
     def build(model: ChatService | None = None, **overrides: Any) -> GameEngine:
         values: dict[str, Any] = {
@@ -94,21 +96,9 @@ async def make_games(
             "generation_attempts": 1,
             "generation_max_new_tokens": 24,
         }
-        values.update(overrides)
-        engine = GameEngine(
-            redis,
-            Keys(key_prefix),
-            model,
-            GameSettings(**values),
-            clock=clock,
-            rng=random.Random(3),
-        )
-        engines.append(engine)
-        return engine
+        return make_game_engine(model, clock=clock, seed=3, **{**values, **overrides})
 
-    yield build
-    for engine in engines:
-        await engine.close()
+    return build
 
 
 @pytest.fixture
@@ -162,9 +152,9 @@ async def private(fake: FakeSlack, needle: str, user: str = "U1") -> str:
 async def say(
     app: AsyncApp, fake: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1"
 ) -> None:
-    """A person posts ``text`` in the channel (the message event reaches the app)."""
+    """A person posts ``text`` in the channel; returns once the app has handled it."""
     message = fake.user_message(channel, text, user=user)
-    response = await dispatch(app, event_envelope(message), kind="json")
+    response = await dispatch_and_finish(app, event_envelope(message), kind="json")
     assert response.status == 200
 
 
@@ -338,20 +328,17 @@ async def test_bad_game_commands_get_clear_private_answers(
 ) -> None:
     # Every start asked for counts, refused ones too (the 99 rounds below and one game).
     app = make_app(service, games=games, rate_limit_per_minute=2, game_post_interval_s=PACE)
-    await command(app, "/trivia")
-    assert await private(fake, "Usage: `/trivia start") == TRIVIA_USAGE
-    await command(app, "/trivia", "begin")
-    assert (await private(fake, "I don't know")).startswith("I don't know `/trivia begin`.")
-    await command(app, "/anagram", "many")
-    assert await private(fake, "Usage: `/anagram") == ANAGRAM_USAGE
-    await command(app, "/words", "en un")
-    await private(fake, "Usage: `/words [prefix] [rounds]`")
-    await command(app, "/trivia", "leaderboard galaxy")
-    await private(fake, "Usage: `/trivia leaderboard [channel | workspace]`.")
-    await command(app, "/trivia", "stop")
-    await private(fake, "No game is running here.")
-    await command(app, "/trivia", "start space 99")
-    await private(fake, "Rounds must be between 1 and 30.")
+    for name, text, reply in (
+        ("/trivia", "", TRIVIA_USAGE),
+        ("/trivia", "begin", f"I don't know `/trivia begin`. {TRIVIA_USAGE}"),
+        ("/anagram", "many", ANAGRAM_USAGE),
+        ("/words", "en un", "Usage: `/words [prefix] [rounds]`"),
+        ("/trivia", "leaderboard galaxy", "Usage: `/trivia leaderboard [channel | workspace]`."),
+        ("/trivia", "stop", "No game is running here."),
+        ("/trivia", "start space 99", "Rounds must be between 1 and 30."),
+    ):
+        await command(app, name, text)
+        assert (await private(fake, reply)).startswith(reply)
 
     # Access rules and the rate limit apply to starting games.
     await command(app, "/words", "en 1")
@@ -419,35 +406,24 @@ async def test_a_real_game_on_the_worker_with_the_tiny_model(
 
 # -- run_slack: the engine is built, resumed and closed with the app --------------------------
 @pytest.fixture
-def settings(
-    fake: FakeSlack, redis_url: str, key_prefix: str, demo_model_dir: Path, tmp_path: Path
-) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        redis=RedisSettings(url=redis_url, key_prefix=key_prefix),
-        engine=EngineSettings(model_dir=demo_model_dir, max_new_tokens=16),
-        slack=SlackSettings(
-            bot_token=fake.bot_token,
-            signing_secret=SECRET,
-            api_base_url=fake.api_url,
-            http_host="127.0.0.1",
-            game_post_interval_s=PACE,
-        ),
-        games=GameSettings(use_model=False, question_time_s=30),
+def game_settings(settings: Settings) -> Settings:
+    """`run_slack` settings in HTTP mode with paced games from the bank."""
+    settings.slack = settings.slack.model_copy(
+        update={"app_token": None, "game_post_interval_s": PACE}
     )
+    settings.games = GameSettings(use_model=False, question_time_s=30)
+    return settings
 
 
 async def test_run_slack_resumes_stored_games_and_plays_them(
-    settings: Settings, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
+    game_settings: Settings, fake: FakeSlack, redis: aioredis.Redis, key_prefix: str
 ) -> None:
-    before = GameEngine(redis, Keys(key_prefix), None, settings.games)
+    before = GameEngine(redis, Keys(key_prefix), None, game_settings.games)
     await before.start(key(), GameKind.ANAGRAM, rounds=2, user_name="Alice Doe")
     await before.close()  # a game left in Redis by a bot that stopped
 
     port = free_port()
-    runtime = await Runtime(settings).open()
-    task = asyncio.create_task(run_slack(runtime, http=True, port=port))
-    try:
+    async with serving(game_settings, http=True, port=port) as task:
         question = await post_with(fake, "*Anagram 1/2*")
         assert fake.calls_to("auth.test")[0].time < question.time
         await wait_listening(port, task)
@@ -459,10 +435,6 @@ async def test_run_slack_resumes_stored_games_and_plays_them(
             assert r.status == 200
         await post_with(fake, "Anagrams over, stopped by Alice Doe")
         assert await stop_with_sigterm(task) == 0
-    finally:
-        if not task.done():
-            task.cancel()
-        await runtime.close()
     assert await before.status(key()) is None
 
 
@@ -522,18 +494,18 @@ def shown_blocks(block: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("text", "request_"),
     [
-        ("trivia", GameRequest(GameKind.TRIVIA, rounds=1)),
-        ("Trivia start space 3", GameRequest(GameKind.TRIVIA, topic="space", rounds=3)),
-        ("trivia roman history", GameRequest(GameKind.TRIVIA, topic="roman history", rounds=1)),
-        ("anagram", GameRequest(GameKind.ANAGRAM, rounds=1)),
-        ("words en 2", GameRequest(GameKind.WORDS, prefix="en", rounds=2)),
+        ("trivia", StartGame(GameKind.TRIVIA, rounds=1)),
+        ("Trivia start space 3", StartGame(GameKind.TRIVIA, topic="space", rounds=3)),
+        ("trivia roman history", StartGame(GameKind.TRIVIA, topic="roman history", rounds=1)),
+        ("anagram", StartGame(GameKind.ANAGRAM, rounds=1)),
+        ("words en 2", StartGame(GameKind.WORDS, prefix="en", rounds=2)),
         ("wordsmith", None),
         ("triviality", None),
         ("play trivia", None),
     ],
 )
-def test_trivia_channel_triggers(text: str, request_: GameRequest | None) -> None:
-    assert trigger(text) == request_
+def test_trivia_channel_triggers(text: str, request_: StartGame | None) -> None:
+    assert parse_post(text, SLACK_GAME_USAGE) == request_
 
 
 async def test_pacer_keeps_each_channel_to_its_interval_in_order() -> None:

@@ -3,27 +3,35 @@ over a WebSocket, with signed requests, against the fake Slack and the real work
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
+import hashlib
+import hmac
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.slack.app import run_slack, serve_http
 from airoboros_bot.config.keys import Keys
-from airoboros_bot.config.settings import EngineSettings, RedisSettings, Settings, SlackSettings
+from airoboros_bot.config.settings import Settings
 from airoboros_bot.conversations.models import ConversationKey
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import (
+from tests.bots.slack_fixtures import (
+    SECRET,
+    AppFactory,
+    final_answer,
+    free_port,
+    is_final,
+    job_outputs,
+    opened,
+    serving,
+    stop_with_sigterm,
+    wait_listening,
+)
+from tests.fakes.slack import (
     BOT_USER,
     FakeSlack,
     command_body,
@@ -31,49 +39,9 @@ from tests.bots.fake_slack import (
     mention_event,
     signed_request,
 )
-from tests.bots.slack_fixtures import SECRET, AppFactory, final_answer, job_outputs
 
 fake, client, make_app = slack_fixtures.fake, slack_fixtures.client, slack_fixtures.make_app
-
-
-@pytest.fixture
-def settings(
-    fake: FakeSlack, redis_url: str, key_prefix: str, demo_model_dir: Path, tmp_path: Path
-) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        redis=RedisSettings(url=redis_url, key_prefix=key_prefix),
-        engine=EngineSettings(model_dir=demo_model_dir, max_new_tokens=16),
-        slack=SlackSettings(
-            bot_token=fake.bot_token,
-            app_token=fake.app_token,
-            signing_secret=SECRET,
-            api_base_url=fake.api_url,
-            http_host="127.0.0.1",
-        ),
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def wait_listening(port: int, task: asyncio.Task[int], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if task.done():
-            raise AssertionError(f"run_slack ended early with {task.result()}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise AssertionError("the HTTP server did not start")
+settings = slack_fixtures.settings
 
 
 @pytest.fixture
@@ -86,18 +54,11 @@ async def events_url(make_app: AppFactory, service: ChatService) -> AsyncIterato
         await runner.cleanup()
 
 
-async def stop_with_sigterm(task: asyncio.Task[int]) -> int:
-    os.kill(os.getpid(), signal.SIGTERM)
-    return await asyncio.wait_for(task, 20)
-
-
 async def test_http_mode_answers_signed_requests(
     settings: Settings, fake: FakeSlack, service: ChatService
 ) -> None:
     port = free_port()
-    runtime = await Runtime(settings).open()
-    task = asyncio.create_task(run_slack(runtime, http=True, port=port))
-    try:
+    async with serving(settings, http=True, port=port) as task:
         await wait_listening(port, task)
         url = f"http://127.0.0.1:{port}/slack/events"
         raw, headers = signed_request(command_body("/ask", "Is the sky blue?"), SECRET)
@@ -108,13 +69,11 @@ async def test_http_mode_answers_signed_requests(
             assert time.monotonic() - started < 3.0
         await fake.wait_for(lambda: final_answer(fake), what="the answer")
         assert fake.calls[0].method == "auth.test", "the token is checked at start"
-        history = await service.store.history(ConversationKey("slack", fake.team_id, "C1"))
+        answer_ts = fake.calls_to("chat.update")[0].params["ts"]
+        key = ConversationKey("slack", fake.team_id, "C1", answer_ts)
+        history = await service.store.history(key)
         assert [t.user for t in history] == ["Is the sky blue?"]
         assert await stop_with_sigterm(task) == 0
-    finally:
-        if not task.done():
-            task.cancel()
-        await runtime.close()
 
 
 @pytest.mark.parametrize("forgery", ["missing", "wrong", "stale", "garbage"])
@@ -167,9 +126,7 @@ async def test_nothing_is_stored_for_a_forged_request(
 async def test_socket_mode_receives_envelopes_and_acks_them(
     settings: Settings, fake: FakeSlack, service: ChatService
 ) -> None:
-    runtime = await Runtime(settings).open()
-    task = asyncio.create_task(run_slack(runtime, http=False, port=0))
-    try:
+    async with serving(settings, http=False) as task:
         envelope = await fake.send_envelope("slash_commands", command_body("/ask", "Hi there"))
         ack = await fake.wait_for(lambda: fake.socket_replies.get(envelope), timeout=3.0)
         assert ack == {"envelope_id": envelope}
@@ -178,16 +135,57 @@ async def test_socket_mode_receives_envelopes_and_acks_them(
         assert len(opened) == 1 and opened[0].token == fake.app_token
 
         mention = fake.user_message("C1", f"<@{BOT_USER}> and you?")
-        await fake.send_envelope("events_api", event_envelope(mention_event(mention)))
+        event = event_envelope(mention_event(mention))
+        first = await fake.send_envelope("events_api", event)
+        # Slack re-delivers the same event (same event_id) with a new envelope.
+        retried = await fake.send_envelope("events_api", event, retry_attempt=1)
+        await fake.wait_for(lambda: fake.socket_replies.get(retried), timeout=3.0)
+        assert fake.socket_replies.get(first), "both envelopes are acknowledged"
         reply = await fake.wait_for(
             lambda: [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
         )
         assert reply[0].params["thread_ts"] == mention["ts"]
+        thread_answer = ConversationKey("slack", fake.team_id, "C1", mention["ts"])
+        await fake.wait_for(lambda: final_in_thread(fake, mention["ts"]))
+        assert len(await service.store.history(thread_answer)) == 1
+        posted = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+        assert len(posted) == 1, "the re-delivered event got no second answer"
         assert await stop_with_sigterm(task) == 0
-    finally:
-        if not task.done():
-            task.cancel()
-        await runtime.close()
+
+
+def final_in_thread(fake: FakeSlack, thread: str) -> list[dict]:
+    return [
+        m
+        for m in fake.messages["C1"].values()
+        if m.get("thread_ts") == thread and m["user"] == BOT_USER and is_final(m)
+    ]
+
+
+async def test_a_signed_body_that_is_not_utf8_gets_400(
+    fake: FakeSlack, events_url: str, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    raw = b"token=x&text=caf\xe9&command=%2Fask&team_id=T0FAKE&channel_id=C1&user_id=U1"
+    stamp = str(int(time.time()))
+    signature = (
+        "v0="
+        + hmac.new(
+            SECRET.encode(), b"v0:" + stamp.encode() + b":" + raw, hashlib.sha256
+        ).hexdigest()
+    )
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": stamp,
+        "x-slack-signature": signature,
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 400
+            assert "could not be read" in (await response.json())["text"]
+        headers["x-slack-signature"] = "v0=" + "0" * 64
+        async with http.post(events_url, data=raw, headers=headers) as response:
+            assert response.status == 401, "the signature is checked first"
+    assert fake.calls == []
+    assert await job_outputs(redis, key_prefix) == []
 
 
 @pytest.mark.parametrize(
@@ -207,11 +205,8 @@ async def test_missing_secrets_exit_2_naming_the_variable(
     variable: str,
 ) -> None:
     settings.slack = settings.slack.model_copy(update={unset: None})
-    runtime = await Runtime(settings).open()
-    try:
+    async with opened(settings) as runtime:
         assert await run_slack(runtime, http=http, port=free_port()) == 2
-    finally:
-        await runtime.close()
     err = capsys.readouterr().err
     assert err.startswith(f"airoboros-bot: {variable} is not set") and err.count("\n") == 1
     for secret in (fake.bot_token, fake.app_token, SECRET):
@@ -223,10 +218,7 @@ async def test_a_refused_token_exits_1_without_printing_it(
     settings: Settings, fake: FakeSlack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings.slack = settings.slack.model_copy(update={"bot_token": SecretStr("xoxb-revoked")})
-    runtime = await Runtime(settings).open()
-    try:
+    async with opened(settings) as runtime:
         assert await run_slack(runtime, http=False, port=0) == 1
-    finally:
-        await runtime.close()
     err = capsys.readouterr().err
     assert err == "airoboros-bot: Slack refused AIROBOROS_SLACK_BOT_TOKEN (invalid_auth)\n"

@@ -22,7 +22,7 @@ from airoboros_bot.bots.slack.stream import FAILED, SlackAnswerSink, render_answ
 from airoboros_bot.bots.slack.web import WebApi
 from airoboros_bot.engine.client import JobTimedOut
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import FakeSlack
+from tests.fakes.slack import FakeSlack
 
 fake, client = slack_fixtures.fake, slack_fixtures.client
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.terminal.chat import TerminalChat
 from airoboros_bot.config.settings import DEFAULT_SYSTEM_PROMPT
 from airoboros_bot.conversations.models import ConversationKey
+from tests.environment import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,8 +66,7 @@ async def test_context_commands(service: ChatService, tmp_path: Path) -> None:
 
 
 def _cli(args: list[str], stdin: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    environ.update({"AIROBOROS_DATA_DIR": str(tmp_path / "data"), **env})
+    environ = {**clean_env(DATA_DIR=tmp_path / "data"), **env}
     return subprocess.run(
         [sys.executable, "-m", "airoboros_bot", *args],
         input=stdin,

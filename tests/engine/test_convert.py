@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +25,11 @@ from airoboros_bot.engine.client import EngineClient  # noqa: E402
 from airoboros_bot.engine.convert.converter import STAGES, convert  # noqa: E402
 from airoboros_bot.engine.errors import ModelError  # noqa: E402
 from airoboros_bot.engine.generator import Generator, SamplingParams  # noqa: E402
-from airoboros_bot.engine.model.demo import DEMO_MANIFEST, DEMO_TEXT, train_demo_tokenizer  # noqa: E402
+from airoboros_bot.engine.model.demo import DEMO_TEXT, train_demo_tokenizer  # noqa: E402
+from airoboros_bot.engine.model.manifest import MANIFEST_FILE  # noqa: E402
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling  # noqa: E402
 from airoboros_bot.engine.worker import Worker  # noqa: E402
+from tests.engine.checkpoints import run_cli, save_tiny_llama  # noqa: E402
 
 GREEDY = SamplingParams(temperature=0, repetition_penalty=1.0)
 PROMPTS = [
@@ -49,34 +49,9 @@ SP_TEXTS = [
     "Über naïve café — 😀 3.14",
     "BEGININPUT\nBEGINCONTEXT\nurl: https://some.web.site/123\nENDCONTEXT",
 ]
-REPO = Path(__file__).resolve().parents[2]
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-
-
-def _save_llama(hf_dir: Path, vocab_size: int, *, seed: int = 0) -> None:
-    """A tiny random LlamaForCausalLM (LLaMA-1 layout), saved as safetensors."""
-    config = transformers.LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=172,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=2048,
-        rms_norm_eps=1e-6,
-        initializer_range=0.2,  # spread logits: no near-ties for float rounding to flip
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(config).eval()
-    model.save_pretrained(hf_dir, safe_serialization=True)
-    config_path = hf_dir / "config.json"
-    data = json.loads(config_path.read_text())
-    data["_name_or_path"] = "tests/airoboros-tiny"  # as LLaMA-1 era checkpoints carry it
-    config_path.write_text(json.dumps(data, indent=2))
 
 
 def _train_sentencepiece(path: Path, vocab_size: int) -> None:
@@ -122,7 +97,7 @@ def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         **special,
     }
     (hf_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
-    _save_llama(hf_dir, 600)
+    save_tiny_llama(hf_dir, 600)
     return hf_dir
 
 
@@ -157,17 +132,6 @@ def float32_generator(float32_dir: Path) -> Iterator[Generator]:
     generator.close()
 
 
-def _run_cli(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    """`python -m airoboros_bot ARGS`; with `prelude`, that code runs first in the interpreter."""
-    command = [sys.executable, "-m", "airoboros_bot", *args]
-    if prelude:
-        main = "import sys; from bots.cli import main; sys.exit(main(sys.argv[1:]))"
-        command = [sys.executable, "-c", prelude + main, *args]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
-
-
 @pytest.fixture(scope="module")
 def int8_cli(
     hf_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -175,7 +139,7 @@ def int8_cli(
     """The default (int8) conversion, run by the real command line."""
     work = tmp_path_factory.mktemp("cli")
     out = work / "models" / "airoboros-tiny-int8"
-    return out, _run_cli("convert", str(hf_dir), str(out), cwd=work)
+    return out, run_cli("convert", str(hf_dir), str(out), cwd=work)
 
 
 def _hf_greedy(model: transformers.LlamaForCausalLM, ids: list[int], n: int) -> list[int]:
@@ -244,7 +208,7 @@ def test_manifest_and_tokenizer_files(
     hf_dir: Path,
     hf_model: transformers.LlamaForCausalLM,
 ) -> None:
-    manifest = json.loads((float32_dir / DEMO_MANIFEST).read_text())
+    manifest = json.loads((float32_dir / MANIFEST_FILE).read_text())
     config = json.loads((hf_dir / "config.json").read_text())
     assert manifest["builder"] == "airoboros-bot convert"
     assert manifest["demo"] is False
@@ -279,7 +243,7 @@ def test_progress_names_every_stage(float32_conversion: tuple[Path, list[str]]) 
 def test_a_long_stage_reports_that_it_is_still_running(
     hf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("airoboros_bot.engine.convert.converter.TICK_S", 0.02)
+    monkeypatch.setattr("airoboros_bot.engine.convert.progress.TICK_S", 0.02)
     lines: list[str] = []
 
     def slow_progress(line: str) -> None:
@@ -327,7 +291,7 @@ async def test_int8_conversion_by_the_cli_loads_and_answers_through_the_worker(
     out, result = int8_cli
     assert result.returncode == 0, result.stderr
     assert f"[{STAGES}/{STAGES}]" in result.stderr and "done:" in result.stderr
-    manifest = json.loads((out / DEMO_MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["quantization"] == "int8"
     int8_size = (out / "model.bin").stat().st_size
     assert int8_size < 0.5 * (float32_dir / "model.bin").stat().st_size, "weights are int8"
@@ -382,7 +346,7 @@ def test_checkpoint_with_tokenizer_json_converts_and_gains_bos(tmp_path: Path) -
     )
     fast.save_pretrained(hf_dir)
     assert fast("Hello").input_ids[0] != 1, "the source tokenizer adds no BOS"
-    _save_llama(hf_dir, 700, seed=1)
+    save_tiny_llama(hf_dir, 700, seed=1)
 
     out = convert(hf_dir, tmp_path / "out", quantization="float32", progress=lambda _: None)
     saved = HFTokenizer.from_file(str(out / "tokenizer.json"))
@@ -504,7 +468,7 @@ def test_existing_out_dir_needs_force(hf_dir: Path, float32_dir: Path, tmp_path:
 
     convert(hf_dir, out, quantization="int8", force=True, progress=lambda _: None)
     assert not (out / "old-marker").exists()
-    assert json.loads((out / DEMO_MANIFEST).read_text())["quantization"] == "int8"
+    assert json.loads((out / MANIFEST_FILE).read_text())["quantization"] == "int8"
     assert _no_leftovers(tmp_path)
     Generator(out, device="cpu").close()
 
@@ -526,7 +490,7 @@ def test_force_never_replaces_what_is_not_a_model(hf_dir: Path, tmp_path: Path) 
 
 
 def test_cli_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    result = _run_cli("convert", str(tmp_path / "nowhere"), str(tmp_path / "out"), cwd=tmp_path)
+    result = run_cli("convert", str(tmp_path / "nowhere"), str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"airoboros-bot: {tmp_path / 'nowhere'} does not exist: "
@@ -536,7 +500,7 @@ def test_cli_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_cli_without_torch_names_the_extra(hf_dir: Path, tmp_path: Path) -> None:
     # An interpreter where `import torch` fails, as in an install without the convert extra.
-    result = _run_cli(
+    result = run_cli(
         "convert",
         str(hf_dir),
         str(tmp_path / "out"),
@@ -556,9 +520,9 @@ def test_cli_without_torch_names_the_extra(hf_dir: Path, tmp_path: Path) -> None
 
 def _edit_manifest(model_dir: Path, tmp_path: Path, **changes) -> Path:
     copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
-    manifest = json.loads((copy / DEMO_MANIFEST).read_text())
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
     manifest.update(changes)
-    (copy / DEMO_MANIFEST).write_text(json.dumps(manifest))
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     return copy
 
 
@@ -574,7 +538,7 @@ def test_generator_rejects_an_invalid_manifest(float32_dir: Path, tmp_path: Path
     model = _edit_manifest(float32_dir, tmp_path, context_length="2k")
     with pytest.raises(ModelError, match="invalid context_length '2k'"):
         Generator(model, device="cpu")
-    (model / DEMO_MANIFEST).write_text("not json")
+    (model / MANIFEST_FILE).write_text("not json")
     with pytest.raises(ModelError, match="is not a valid manifest"):
         Generator(model, device="cpu")
 
@@ -583,8 +547,8 @@ def test_generator_loads_a_model_without_manifest_with_a_warning(
     float32_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = Path(shutil.copytree(float32_dir, tmp_path / "model"))
-    (model / DEMO_MANIFEST).unlink()
-    with caplog.at_level(logging.WARNING, logger="airoboros_bot.engine.generator"):
+    (model / MANIFEST_FILE).unlink()
+    with caplog.at_level(logging.WARNING, logger="airoboros_bot.engine.model.manifest"):
         generator = Generator(model, device="cpu")
     try:
         assert generator.manifest == {}

@@ -10,14 +10,12 @@ import pytest
 
 from airoboros_bot.engine.model.demo import (
     BUILDER_VERSION,
-    DEMO_MANIFEST,
-    MODEL_FILES,
     build_demo_model,
     ensure_demo_model,
     is_complete_demo_model,
-    read_manifest,
     train_demo_tokenizer,
 )
+from airoboros_bot.engine.model.manifest import MANIFEST_FILE, MODEL_FILES, read_manifest
 from airoboros_bot.engine.tokenizer import Tokenizer
 
 
@@ -61,7 +59,7 @@ def test_tokenizer_is_llama_like(demo_model_dir: Path) -> None:
 
 def test_read_manifest_missing_or_invalid(tmp_path: Path) -> None:
     assert read_manifest(tmp_path) == {}
-    (tmp_path / DEMO_MANIFEST).write_text("[1, 2", encoding="utf-8")
+    (tmp_path / MANIFEST_FILE).write_text("[1, 2", encoding="utf-8")
     assert read_manifest(tmp_path) == {}
     assert read_manifest(tmp_path / "absent") == {}
 
@@ -83,11 +81,11 @@ def test_ensure_rebuilds_an_incomplete_build(tmp_path: Path, damage: str) -> Non
         if damage == "no model.bin":
             (out / "model.bin").unlink()
         elif damage == "no manifest":
-            (out / DEMO_MANIFEST).unlink()
+            (out / MANIFEST_FILE).unlink()
         else:
             manifest = read_manifest(out)
             manifest["builder_version"] = BUILDER_VERSION - 1
-            (out / DEMO_MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+            (out / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     assert not is_complete_demo_model(out)
     assert ensure_demo_model(out) == out
     assert is_complete_demo_model(out)

@@ -57,9 +57,15 @@ async def _owner_once_streaming(redis: aioredis.Redis, keys: Keys, job_id: str) 
     raise AssertionError("the answer never started streaming")
 
 
-def _jobs(trial: int, count: int, tokens: int) -> list[Job]:
+def _jobs(client: EngineClient, trial: int, count: int, tokens: int) -> list[Job]:
+    # Ids from the client, as the bots' are: one XREAD reads all the answers (on a cluster too).
     return [
-        Job(f"{PROMPT}{trial}.{i}", max_new_tokens=tokens, sampling=Sampling(0.9))
+        Job(
+            f"{PROMPT}{trial}.{i}",
+            max_new_tokens=tokens,
+            sampling=Sampling(0.9),
+            id=client.new_job_id(),
+        )
         for i in range(count)
     ]
 
@@ -76,7 +82,7 @@ async def test_workers_killed_mid_answer_lose_double_or_garble_nothing(
     tally = Tally("worker SIGKILL mid-answer, 2 workers, 3 answers per trial")
     started = len(alive)
     for trial in range(trials):
-        handles = [await client.submit(job) for job in _jobs(trial, 3, 400)]
+        handles = [await client.submit(job) for job in _jobs(client, trial, 3, 400)]
         readers = [asyncio.create_task(read_answer(client, h, redis, keys)) for h in handles]
         owner = await _owner_once_streaming(redis, keys, handles[0].job_id)
         killed_at = None
@@ -105,7 +111,7 @@ async def test_a_stalled_worker_that_resumes_writes_nothing(
         stalled, rescuer = f"stalled-{trial}", f"rescuer-{trial}"
         processes.start(stalled)
         await wait_for_workers(client, {stalled})
-        handles = [await client.submit(job) for job in _jobs(trial, 3, 1500)]
+        handles = [await client.submit(job) for job in _jobs(client, trial, 3, 1500)]
         readers = [asyncio.create_task(read_answer(client, h, redis, keys)) for h in handles]
         assert await _owner_once_streaming(redis, keys, handles[0].job_id) == stalled
         stopped_at = processes.signal(stalled, signal.SIGSTOP)
@@ -149,7 +155,7 @@ async def test_reclaimed_jobs_stay_claimed_while_they_wait(
     other = Worker(redis, generator, keys, settings, name="other")
     await holder.heartbeat()
     await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
-    handles = [await client.submit(job) for job in _jobs(0, 3, 8)]
+    handles = [await client.submit(job) for job in _jobs(client, 0, 3, 8)]
     # A worker took the jobs and died: they sit in its pending list, idle.
     await redis.xreadgroup(CONSUMER_GROUP, "dead", {keys.jobs: ">"}, count=10)
     await asyncio.sleep(settings.claim_idle_ms / 1000)
@@ -190,7 +196,8 @@ async def test_a_worker_that_lost_its_job_cannot_write(
         args: list = [token, 60, "1" if final else "0"]
         for seq, chunk in chunks:
             args += [seq, chunk.to_fields()["chunk"]]
-        return int(await scripts.emit(keys=[run, out, cancel], args=args))
+        last, _ = await scripts.emit(keys=[run, out, cancel], args=args)
+        return int(last)
 
     assert await begin("a") == ["ok", 1]
     assert await begin("a") == ["ok", 1], "a retried begin changes nothing"
@@ -198,8 +205,13 @@ async def test_a_worker_that_lost_its_job_cannot_write(
     assert await emit("a", False, (1, Chunk("token", "old ", attempt=1, seq=1))) == 1
     assert await begin("b") == ["ok", 2]
     assert await emit("a", False, (2, Chunk("token", "stale", attempt=1, seq=2))) == -1
+    await redis.set(cancel, "1", ex=60)
+    assert await scripts.emit(keys=[run, out, cancel], args=["b", 60, "0"]) == [0, 1], (
+        "a write also reports that the reader asked to stop"
+    )
     assert await emit("b", True, (1, Chunk("done", "new", attempt=2, seq=1))) == 1
     assert await begin("c") == ["done", 2]
+    assert not await redis.exists(cancel), "the final write clears the cancel request"
     chunks = await raw_chunks(redis, keys, "j")
     assert [(c.kind, c.attempt, c.seq, c.text) for c in chunks] == [
         ("start", 1, 0, ""),

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import redis.asyncio as aioredis
@@ -106,16 +107,41 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
     await queue_settles(redis, keys)
 
 
-async def test_queued_jobs_and_readers_survive_a_redis_restart(
-    tmp_path: Path, generator: Generator
-) -> None:
+class Restartable(NamedTuple):
+    """An engine client on a Redis server the test stops and starts again."""
+
+    server: RestartableValkey
+    redis: aioredis.Redis
+    keys: Keys
+    client: EngineClient
+
+    async def worker(self, generator: Generator, name: str, claim_idle_ms: int) -> Worker:
+        """A worker on this Redis that has reported in (it serves once run)."""
+        settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=claim_idle_ms)
+        worker = Worker(self.redis, generator, self.keys, settings, name=name)
+        await worker.heartbeat()
+        return worker
+
+
+@pytest.fixture
+async def restartable(tmp_path: Path) -> AsyncIterator[Restartable]:
     server = RestartableValkey(tmp_path / "valkey")
-    keys = Keys("restart")
     redis = aioredis.Redis.from_url(server.url, decode_responses=True)
+    keys = Keys("restart")
     client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
-    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1000)
-    worker = Worker(redis, generator, keys, settings, name="after-restart")
-    await worker.heartbeat()  # reported in, not serving yet: the jobs stay queued
+    try:
+        yield Restartable(server, redis, keys, client)
+    finally:
+        await client.close()
+        await redis.aclose()
+        server.stop()
+
+
+async def test_queued_jobs_and_readers_survive_a_redis_restart(
+    restartable: Restartable, generator: Generator
+) -> None:
+    server, redis, keys, client = restartable
+    worker = await restartable.worker(generator, "after-restart", 1000)  # not serving yet
     await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
     handles = [await client.submit(Job(PROMPT, max_new_tokens=16)) for _ in range(3)]
 
@@ -127,29 +153,20 @@ async def test_queued_jobs_and_readers_survive_a_redis_restart(
     server.stop()  # Redis goes away under the waiting readers
     await asyncio.sleep(1.0)
     server.start()
-    try:
-        serving = asyncio.create_task(worker.run())
-        results = await asyncio.wait_for(asyncio.gather(*readers), 60)
-        worker.stop()
-        await serving
-        for chunks in results:
-            done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
-            assert len(done) == 1 and done[0].tokens >= 1
-    finally:
-        await redis.aclose()
-        server.stop()
+    serving = asyncio.create_task(worker.run())
+    results = await asyncio.wait_for(asyncio.gather(*readers), 60)
+    worker.stop()
+    await serving
+    for chunks in results:
+        done = [c for c in chunks if isinstance(c, Chunk) and c.kind == "done"]
+        assert len(done) == 1 and done[0].tokens >= 1
 
 
 async def test_redis_restarting_mid_answer_loses_nothing(
-    tmp_path: Path, generator: Generator
+    restartable: Restartable, generator: Generator
 ) -> None:
-    server = RestartableValkey(tmp_path / "valkey")
-    keys = Keys("midjob")
-    redis = aioredis.Redis.from_url(server.url, decode_responses=True)
-    client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
-    settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.3, claim_idle_ms=1500)
-    worker = Worker(redis, generator, keys, settings, name="steady")
-    await worker.heartbeat()
+    server, redis, keys, client = restartable
+    worker = await restartable.worker(generator, "steady", 1500)
     serving = asyncio.create_task(worker.run())
     try:
         handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
@@ -171,5 +188,3 @@ async def test_redis_restarting_mid_answer_loses_nothing(
     finally:
         worker.stop()
         await asyncio.wait_for(serving, 30)
-        await redis.aclose()
-        server.stop()

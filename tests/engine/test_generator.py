@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from airoboros_bot.engine.cuda_libs import gpu_memory_mib
 from airoboros_bot.engine.errors import ModelError
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.generator import (
+    Generator,
+    LiveTokens,
+    SamplingParams,
+    default_inter_threads,
+)
 from airoboros_bot.engine.model.demo import build_demo_model
 from airoboros_bot.engine.tokenizer import StreamDecoder
 
@@ -78,7 +86,13 @@ def test_greedy_is_deterministic(gen: Generator, prompts: list[list[str]]) -> No
 SEEDED_RUN = """
 import sys
 from pathlib import Path
-from airoboros_bot.engine.generator import Generator, SamplingParams
+from airoboros_bot.engine.cuda_libs import gpu_memory_mib
+from airoboros_bot.engine.generator import (
+    Generator,
+    LiveTokens,
+    SamplingParams,
+    default_inter_threads,
+)
 gen = Generator(Path(sys.argv[1]), device="cpu")
 prompt = gen.tokenizer.encode_prompt("USER: Hi ASSISTANT: ")
 params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)
@@ -167,6 +181,107 @@ def test_end_of_sequence_stops_generation(eos_gen: Generator) -> None:
         assert all(len(r) < 20 for r in results)
         assert all(eos_gen.tokenizer.eos_id not in r for r in results)
     assert eos_gen.tokenizer.eos_id not in tokens
+
+
+def test_greedy_results_are_ctranslate2s_own(gen: Generator, prompts: list[list[str]]) -> None:
+    # The result is what the step callback collected: the same ids as CTranslate2's result
+    # without any callback, so no token is missed or added.
+    import ctranslate2
+
+    plain = ctranslate2.Generator(str(gen.model_dir), device="cpu", compute_type="int8")
+    expected = plain.generate_batch(
+        prompts, max_length=12, include_prompt_in_result=False, beam_size=1, **GREEDY.ct2_options()
+    )
+    assert gen.generate(prompts, [12] * len(prompts), GREEDY) == [
+        [t for t in r.sequences_ids[0] if t != gen.tokenizer.eos_id] for r in expected
+    ]
+
+
+def test_live_tokens_fill_as_generated_and_stop_on_request(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    limits = [10] * 4
+    baseline = gen.generate(prompts[:4], limits, GREEDY)
+    firsts: list[int] = []
+    live = LiveTokens.for_batch(4, on_first_token=lambda: firsts.append(1))
+
+    class StopsAtThree(list):  # a reader that sets the flag when it has seen three tokens
+        def append(self, token: int) -> None:
+            super().append(token)
+            if len(self) == 3:
+                live.stop[2] = True
+
+    live.ids[2] = StopsAtThree()
+    results = gen.generate(prompts[:4], limits, GREEDY, live=live)
+    assert results == live.ids
+    assert results[2] == baseline[2][:3], "the item stops at its next step, the rest is kept out"
+    assert [results[i] for i in (0, 1, 3)] == [baseline[i] for i in (0, 1, 3)]
+    assert len(firsts) == 4, "every item's first token is announced once"
+    assert all(live.stop), "an item that reached its limit is marked stopped"
+
+
+def test_live_tokens_leave_out_end_of_sequence(eos_gen: Generator) -> None:
+    prompts = [eos_gen.tokenizer.encode_prompt(prompt("Hi"))] * 2
+    live = LiveTokens.for_batch(2)
+    results = eos_gen.generate(prompts, [20, 20], GREEDY, live=live)
+    assert all(len(r) < 20 for r in results)
+    assert all(eos_gen.tokenizer.eos_id not in r for r in live.ids)
+
+
+def test_live_tokens_and_on_token_exclude_each_other(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    with pytest.raises(ValueError, match="live"):
+        gen.generate(prompts[:2], [3, 3], GREEDY, lambda i, t: False, live=LiveTokens.for_batch(2))
+    with pytest.raises(ValueError, match="live"):
+        gen.generate(prompts[:2], [3, 3], GREEDY, live=LiveTokens.for_batch(3))
+
+
+def test_the_step_callback_keeps_its_thread_state_between_tokens(
+    gen: Generator, prompts: list[list[str]]
+) -> None:
+    # pybind11 gives CTranslate2's thread a fresh Python thread state for every callback unless
+    # one is kept alive (8 us per token); thread-local data set at one token would then be gone
+    # at the next.
+    local = threading.local()
+    kept: list[bool] = []
+
+    def on_token(i: int, token_id: int) -> bool:
+        kept.append(getattr(local, "seen", False))
+        local.seen = True
+        return False
+
+    gen.generate(prompts[:2], [6, 6], GREEDY, on_token=on_token)
+    assert len(kept) == 12 and all(kept[1:]), kept
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one batch at a time")
+def test_by_default_a_cpu_runs_two_batches_at_once(
+    demo_model_dir: Path, prompts: list[list[str]]
+) -> None:
+    gen = Generator(demo_model_dir, device="cpu", inter_threads=0)
+    assert gen.inter_threads == default_inter_threads("cpu") == 2
+    long = LiveTokens.for_batch(1)
+    started = threading.Event()
+    long.on_first_token = started.set
+    runner = threading.Thread(
+        target=gen.generate, args=(prompts[:1], [1500], GREEDY), kwargs={"live": long}
+    )
+    runner.start()
+    try:
+        assert started.wait(30)
+        short = gen.generate(prompts[1:2], [3], GREEDY)  # not queued behind the long batch
+        assert len(short[0]) == 3
+        assert len(long.ids[0]) < 1500, "the short batch finished while the long one ran"
+    finally:
+        long.stop[0] = True
+        runner.join()
+        gen.close()
+
+
+@pytest.mark.skipif(gpu_memory_mib() is not None, reason="this machine has a CUDA driver")
+def test_without_a_cuda_driver_a_gpu_default_is_one_batch() -> None:
+    assert default_inter_threads("cuda") == 1
 
 
 def test_on_token_errors_propagate(gen: Generator, prompts: list[list[str]]) -> None:

@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.client import EngineBusy, EngineClient, EngineUnavailable, Queued
-from airoboros_bot.engine.connection import connect
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Job, Sampling
+from airoboros_bot.engine.redis_connect import connect
 from airoboros_bot.engine.worker import Worker
 from tests.worker_processes import WorkerProcesses, wait_for_workers
 
@@ -38,7 +38,7 @@ async def test_a_thousand_answers_at_once_over_a_dozen_connections(
         redis_url, key_prefix, generator.model_dir, max_batch_size=128, batch_wait_ms=5
     )
     name = f"readers-{key_prefix}"
-    client_redis = connect(redis_url, max_connections=MAX_CONNECTIONS, client_name=name)
+    client_redis = await connect(redis_url, max_connections=MAX_CONNECTIONS, client_name=name)
     client = EngineClient(client_redis, keys, first_chunk_timeout_s=120, max_answers=1000)
     peak = 0
     try:

@@ -15,13 +15,13 @@ import yaml
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.protocol import Job, Sampling
 from airoboros_bot.engine.worker import Worker
+from tests.environment import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check(redis_url: str, prefix: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    env.update(AIROBOROS_REDIS_URL=redis_url, AIROBOROS_REDIS_KEY_PREFIX=prefix)
+    env = clean_env(REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
     return subprocess.run(
         [sys.executable, "-m", "airoboros_bot", "worker", "--check"],
         cwd=ROOT,
@@ -100,15 +100,14 @@ async def test_one_worker_process_per_device_restarted_when_it_dies(
 ) -> None:
     import signal
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIROBOROS_")}
-    env.update(
-        AIROBOROS_REDIS_URL=redis_url,
-        AIROBOROS_REDIS_KEY_PREFIX=key_prefix,
-        AIROBOROS_ENGINE_MODEL_DIR=str(demo_model_dir),
-        AIROBOROS_ENGINE_DEVICE="cpu",
-        AIROBOROS_ENGINE_DEVICE_INDEX="[0, 0]",  # the CPU has one device: two processes on it
-        AIROBOROS_ENGINE_HEARTBEAT_S="0.3",
-        AIROBOROS_ENGINE_HEALTH_TTL_S="1",
+    env = clean_env(
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=key_prefix,
+        ENGINE_MODEL_DIR=demo_model_dir,
+        ENGINE_DEVICE="cpu",
+        ENGINE_DEVICE_INDEX="[0, 0]",  # the CPU has one device: two processes on it
+        ENGINE_HEARTBEAT_S=0.3,
+        ENGINE_HEALTH_TTL_S=1,
     )
     parent = subprocess.Popen([sys.executable, "-m", "airoboros_bot", "worker"], cwd=ROOT, env=env)
 

@@ -195,3 +195,10 @@ def test_stream_decodes_a_short_window(tok: Tokenizer) -> None:
     ids = tok._tokenizer.encode("the blueberries are green " * 60, add_special_tokens=False).ids
     assert "".join(stream(counting, ids)) == tok.decode(ids)
     assert max(calls) <= 4
+
+
+def test_encode_prompts_matches_encode_prompt_one_by_one(tok: Tokenizer) -> None:
+    texts = [f"{SYSTEM} USER: hi ASSISTANT: ", "<s><s> Hello", "", " ", "a\ud800b", "café 😀"]
+    assert tok.encode_prompts(texts) == [tok.encode_prompt(t) for t in texts]
+    assert tok.encode_prompts(texts[:4]) == [tok.encode_prompt(t) for t in texts[:4]]
+    assert tok.encode_prompts([]) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,8 +15,7 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.client import EngineClient, EngineUnavailable, JobHandle, Queued
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling
-from airoboros_bot.engine.tokenizer import StreamDecoder
-from airoboros_bot.engine.worker import Worker, _Delivery, _Running
+from airoboros_bot.engine.worker import Worker
 from tests.polling import queue_settles
 
 PROMPT = (
@@ -129,28 +130,41 @@ async def test_a_reader_that_leaves_cancels_its_job(
     assert last.kind == "done" and last.finish_reason == "cancelled"
 
 
+@dataclass
+class LateWorker:
+    """A worker that has reported in but takes no job until `start()`."""
+
+    worker: Worker
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.worker.run())
+
+
+@pytest.fixture
+async def late(
+    redis: aioredis.Redis, key_prefix: str, generator: Generator, engine_settings: EngineSettings
+) -> AsyncIterator[LateWorker]:
+    late = LateWorker(Worker(redis, generator, Keys(key_prefix), engine_settings, name="late"))
+    await late.worker.heartbeat()
+    try:
+        yield late
+    finally:
+        late.worker.stop()
+        if late.task is not None:
+            await late.task
+
+
 async def test_queue_position_counts_jobs_ahead(
-    redis: aioredis.Redis,
-    key_prefix: str,
-    generator: Generator,
-    engine_settings: EngineSettings,
-    client: EngineClient,
+    late: LateWorker, redis: aioredis.Redis, key_prefix: str, client: EngineClient
 ) -> None:
-    worker = Worker(redis, generator, Keys(key_prefix), engine_settings, name="late")
-    await worker.heartbeat()  # reported in, but not taking jobs yet
     await redis.xgroup_create(Keys(key_prefix).jobs, CONSUMER_GROUP, id="0", mkstream=True)
     handles = [await client.submit(Job(PROMPT, max_new_tokens=4)) for _ in range(3)]
     assert [await client.queue_position(h) for h in handles] == [0, 1, 2]
     first = await anext(client.stream(handles[2]).__aiter__())
     assert first == Queued(2)
-    task = asyncio.create_task(worker.run())
-    try:
-        results = await asyncio.wait_for(
-            asyncio.gather(*(_collect(client, h) for h in handles)), 30
-        )
-    finally:
-        worker.stop()
-        await task
+    late.start()
+    results = await asyncio.wait_for(asyncio.gather(*(_collect(client, h) for h in handles)), 30)
     assert all(r[-1].kind == "done" for r in results)
     assert await client.queue_position(handles[0]) is None
 
@@ -168,43 +182,17 @@ async def test_expired_job_fails_clearly(worker: Worker, client: EngineClient) -
             chunks.append(chunk)
 
 
-def test_stop_strings_are_cut_and_never_streamed(generator: Generator) -> None:
-    tokenizer = generator.tokenizer
-    ids = tokenizer._tokenizer.encode("blue berries USER: more text", add_special_tokens=False).ids
-    job = Job("p", max_new_tokens=50, stop=("USER:",))
-    item = _Running(_Delivery("1-0", job, 1), StreamDecoder(tokenizer))
-    streamed = ""
-    for token_id in ids:
-        item.pending.append(token_id)
-        item.take_tokens()
-        streamed += item.unsent()
-        assert "USER" not in streamed
-    assert item.finish == "stop"
-    assert item.text.strip() == "blue berries"
-    assert streamed.strip() == "blue berries"
-
-
 async def test_a_job_cancelled_while_queued_is_never_generated(
-    redis: aioredis.Redis,
-    key_prefix: str,
-    generator: Generator,
-    engine_settings: EngineSettings,
-    client: EngineClient,
+    late: LateWorker, client: EngineClient
 ) -> None:
-    worker = Worker(redis, generator, Keys(key_prefix), engine_settings, name="late")
-    await worker.heartbeat()
     job = Job(PROMPT, max_new_tokens=500)
     handle = await client.submit(job)
     await client.cancel(job.id)  # the reader gave up before any worker took the job
-    task = asyncio.create_task(worker.run())
-    try:
-        chunks = await asyncio.wait_for(_collect(client, handle), 30)
-    finally:
-        worker.stop()
-        await task
+    late.start()
+    chunks = await asyncio.wait_for(_collect(client, handle), 30)
     assert [c.kind for c in chunks if isinstance(c, Chunk)] == ["done"]
     assert chunks[-1].finish_reason == "cancelled" and chunks[-1].tokens == 0
-    batches = worker.metrics.registry.get_sample_value("airoboros_batch_size_count")
+    batches = late.worker.metrics.registry.get_sample_value("airoboros_batch_size_count")
     assert batches == 0, "no generate_batch ran"
 
 
@@ -219,3 +207,23 @@ async def test_a_deadline_stops_a_running_answer(worker: Worker, client: EngineC
         assert isinstance(done, Chunk) and done.kind == "done"
         assert done.finish_reason == "deadline"
         assert 0 < done.tokens < 1900
+
+
+async def test_a_reader_stops_waiting_soon_after_the_last_worker_dies(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    # A worker that reported in and died: its heartbeat expires, the job is never taken.
+    keys = Keys(key_prefix)
+    await redis.set(keys.worker_health("ghost"), "1", px=800)
+    await redis.xgroup_create(keys.jobs, CONSUMER_GROUP, id="0", mkstream=True)
+    client = EngineClient(
+        redis, keys, first_chunk_timeout_s=60, poll_block_ms=100, liveness_check_s=0.3
+    )
+    try:
+        handle = await client.submit(Job(PROMPT, max_new_tokens=4))
+        started = time.monotonic()
+        with pytest.raises(EngineUnavailable, match="stopped before answering"):
+            await asyncio.wait_for(_collect(client, handle), 20)
+    finally:
+        await client.close()
+    assert time.monotonic() - started < 3.0, "not the 60 s first-chunk timeout"

@@ -4,19 +4,24 @@ says what the test scripted, and the engine on the real Redis server."""
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-import redis.asyncio as aioredis
 
 from airoboros_bot.bots.games import GameEngine, GameMessage, MessageKind
-from airoboros_bot.config.keys import Keys
-from airoboros_bot.config.settings import GameSettings
 from airoboros_bot.conversations.models import ConversationKey
+from tests.bots.conftest import GameEngineFactory
 
 CHANNEL = ConversationKey("test", "w1", "c1")
 START = 1_800_000_000.0
+# What the model writes, in the airoboros style: a multiple-choice and a short-answer question.
+CHOICE = """Question: Which planet is closest to the Sun?
+A) Venus
+B) Mercury
+C) Mars
+D) Earth
+Answer: [B, Mercury]"""
+SHORT = "Question: What is the capital of Kenya?\nAnswer: Nairobi"
 
 
 class FakeClock:
@@ -112,27 +117,14 @@ EngineFactory = Callable[..., GameEngine]
 
 
 @pytest.fixture
-async def make_engine(
-    redis: aioredis.Redis, key_prefix: str, clock: FakeClock, output: RecordingOutput
-) -> AsyncIterator[EngineFactory]:
-    """Build engines on the test's Redis keys (all closed at the end)."""
-    engines: list[GameEngine] = []
+def make_engine(
+    make_game_engine: GameEngineFactory, clock: FakeClock, output: RecordingOutput
+) -> EngineFactory:
+    """Engines on the hand-moved clock, posting into ``output``; the model's questions only
+    when given one."""
 
     def build(model: ScriptedModel | None = None, seed: int = 7, **settings: object) -> GameEngine:
-        values: dict[str, object] = {"use_model": model is not None}
-        values.update(settings)
-        engine = GameEngine(
-            redis,
-            Keys(key_prefix),
-            model,
-            GameSettings(**values),  # type: ignore[arg-type]
-            output=output,
-            clock=clock,
-            rng=random.Random(seed),
-        )
-        engines.append(engine)
-        return engine
+        settings.setdefault("use_model", model is not None)
+        return make_game_engine(model, clock=clock, output=output, seed=seed, **settings)
 
-    yield build
-    for engine in engines:
-        await engine.close()
+    return build

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from airoboros_bot.bots.games import AnswerStatus, GameError, GameKind, MessageKind, QuestionKind
+from airoboros_bot.bots.games import (
+    AnswerStatus,
+    GameEngine,
+    GameError,
+    GameKind,
+    GameMessage,
+    MessageKind,
+    QuestionKind,
+)
 from airoboros_bot.bots.games.bank import default_bank
 from airoboros_bot.bots.games.generate import QuestionMaker
 from airoboros_bot.bots.games.words import default_words
@@ -15,19 +24,14 @@ from airoboros_bot.config.settings import GameSettings
 from airoboros_bot.engine.client import EngineUnavailable
 from tests.bots.games.conftest import (
     CHANNEL,
+    CHOICE,
+    SHORT,
     EngineFactory,
     FakeClock,
     RecordingOutput,
     ScriptedModel,
 )
 
-CHOICE = """Question: Which planet is closest to the Sun?
-A) Venus
-B) Mercury
-C) Mars
-D) Earth
-Answer: [B, Mercury]"""
-SHORT = "Question: What is the capital of Kenya?\nAnswer: Nairobi"
 BANK_TEXTS = {q.text for q in default_bank().questions}
 
 
@@ -35,6 +39,27 @@ async def _question(output: RecordingOutput, clock: FakeClock, count: int = 1):
     message = await output.wait_for(MessageKind.QUESTION, count)
     await clock.idle()
     return message
+
+
+START_OPTIONS = ("topic", "rounds", "prefix", "user_id", "user_name")
+Play = Callable[..., Awaitable[tuple[GameEngine, GameMessage]]]
+
+
+@pytest.fixture
+def play(make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock) -> Play:
+    """Start a game in `CHANNEL` on a new engine and wait for its first question:
+    ``engine, question = await play(kind, model, rounds=1, multiple_choice_share=0.0)`` (the
+    options of `GameEngine.start`, and game settings)."""
+
+    async def start(
+        kind: str, model: ScriptedModel | None = None, **options: object
+    ) -> tuple[GameEngine, GameMessage]:
+        start_options = {k: options.pop(k) for k in START_OPTIONS if k in options}
+        engine = make_engine(model, **options)
+        await engine.start(CHANNEL, kind, **start_options)  # type: ignore[arg-type]
+        return engine, await _question(output, clock)
+
+    return start
 
 
 async def test_a_valid_generated_question_is_asked_and_scored(
@@ -65,14 +90,12 @@ async def test_a_valid_generated_question_is_asked_and_scored(
     assert await engine.status(CHANNEL) is None
 
 
-async def test_a_rejected_question_is_retried(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
+async def test_a_rejected_question_is_retried(play: Play, output: RecordingOutput) -> None:
     bad_key = CHOICE.replace("[B, Mercury]", "[B, Venus]")
     model = ScriptedModel([bad_key, CHOICE])
-    engine = make_engine(model, multiple_choice_share=1.0, generation_attempts=2)
-    await engine.start(CHANNEL, GameKind.TRIVIA, rounds=1)
-    question = await _question(output, clock)
+    _, question = await play(
+        GameKind.TRIVIA, model, multiple_choice_share=1.0, generation_attempts=2, rounds=1
+    )
     assert question.question == "Which planet is closest to the Sun?"
     assert len(model.prompts) == 2
     assert not output.of(MessageKind.INFO)
@@ -87,12 +110,10 @@ async def test_a_rejected_question_is_retried(
     ],
 )
 async def test_garbage_from_the_model_falls_back_to_the_bank(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock, outputs: list[str]
+    play: Play, output: RecordingOutput, clock: FakeClock, outputs: list[str]
 ) -> None:
     model = ScriptedModel(outputs + ["garbage"] * 4)
-    engine = make_engine(model, generation_attempts=2, between_rounds_s=1)
-    await engine.start(CHANNEL, "trivia", rounds=2)
-    first = await _question(output, clock)
+    _, first = await play("trivia", model, generation_attempts=2, between_rounds_s=1, rounds=2)
     assert first.question in BANK_TEXTS
     assert len(model.prompts) == 2
     note = output.of(MessageKind.INFO)[0].text
@@ -107,20 +128,16 @@ async def test_garbage_from_the_model_falls_back_to_the_bank(
     assert len(output.of(MessageKind.INFO)) == 1, "the fallback is noted once per game"
 
 
-async def test_an_engine_error_falls_back_at_once(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
+async def test_an_engine_error_falls_back_at_once(play: Play, output: RecordingOutput) -> None:
     model = ScriptedModel([EngineUnavailable("No engine worker is running.")])
-    engine = make_engine(model, generation_attempts=3)
-    await engine.start(CHANNEL, "anagram", rounds=1)
-    question = await _question(output, clock)
+    _, question = await play("anagram", model, generation_attempts=3, rounds=1)
     assert question.question in BANK_TEXTS and question.title == "Anagram 1/1"
     assert len(model.prompts) == 1
     assert "No engine worker is running." in output.of(MessageKind.INFO)[0].text
 
 
 async def test_a_model_that_hangs_falls_back_after_the_timeout(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput
 ) -> None:
     class Hanging(ScriptedModel):
         async def complete(self, instruction: str, **options: object) -> str:
@@ -129,22 +146,20 @@ async def test_a_model_that_hangs_falls_back_after_the_timeout(
             return ""
 
     model = Hanging()
-    engine = make_engine(model, generation_timeout_s=0.05, generation_attempts=3)
-    await engine.start(CHANNEL, "trivia", rounds=1)
-    question = await _question(output, clock)
+    _, question = await play(
+        "trivia", model, generation_timeout_s=0.05, generation_attempts=3, rounds=1
+    )
     assert question.question in BANK_TEXTS and len(model.prompts) == 1
     assert "(the model took too long)" in output.of(MessageKind.INFO)[0].text
 
 
 async def test_hints_reveal_letters_and_points_decay(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
     model = ScriptedModel([SHORT])
-    engine = make_engine(model, multiple_choice_share=0.0)
-    await engine.start(CHANNEL, "trivia", rounds=1)
-    await _question(output, clock)
+    engine, _ = await play("trivia", model, multiple_choice_share=0.0, rounds=1)
     clock.advance(7.9)
-    await asyncio.sleep(0.05)
+    await clock.idle()  # the loop is asleep again (or never woke): nothing more is coming
     assert not output.of(MessageKind.HINT), "no hint before 40% of the time"
     clock.advance(0.1)
     first = await output.wait_for(MessageKind.HINT)
@@ -163,23 +178,17 @@ async def test_hints_reveal_letters_and_points_decay(
     assert (outcome.status, outcome.points) == (AnswerStatus.CORRECT, 3)
 
 
-async def test_points_follow_the_clock_not_the_posted_hints(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
-    engine = make_engine(ScriptedModel([SHORT]), multiple_choice_share=0.0)
-    await engine.start(CHANNEL, "trivia", rounds=1)
-    await _question(output, clock)
+async def test_points_follow_the_clock_not_the_posted_hints(play: Play, clock: FakeClock) -> None:
+    engine, _ = await play("trivia", ScriptedModel([SHORT]), multiple_choice_share=0.0, rounds=1)
     clock.advance(3)
     await clock.idle()
     assert (await engine.on_message(CHANNEL, "u1", "Ann", "Nairobi")).points == 10
 
 
 async def test_multiple_choice_hints_rule_out_wrong_options(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(ScriptedModel([CHOICE]), multiple_choice_share=1.0)
-    await engine.start(CHANNEL, "trivia", rounds=1)
-    await _question(output, clock)
+    await play("trivia", ScriptedModel([CHOICE]), multiple_choice_share=1.0, rounds=1)
     clock.advance(8)
     first = await output.wait_for(MessageKind.HINT)
     await clock.idle()
@@ -192,11 +201,11 @@ async def test_multiple_choice_hints_rule_out_wrong_options(
 
 
 async def test_time_out_reveals_then_the_next_question_comes(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(ScriptedModel([SHORT, CHOICE]), between_rounds_s=4)
-    await engine.start(CHANNEL, "trivia", rounds=2)
-    first = await _question(output, clock)
+    engine, first = await play(
+        "trivia", ScriptedModel([SHORT, CHOICE]), between_rounds_s=4, rounds=2
+    )
     clock.advance(19.9)
     await clock.idle()
     assert not output.of(MessageKind.REVEAL)
@@ -215,11 +224,9 @@ async def test_time_out_reveals_then_the_next_question_comes(
 
 
 async def test_first_right_answer_wins_when_two_answer_at_once(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput
 ) -> None:
-    engine = make_engine(ScriptedModel([SHORT]), multiple_choice_share=0.0)
-    await engine.start(CHANNEL, "trivia", rounds=2)
-    await _question(output, clock)
+    engine, _ = await play("trivia", ScriptedModel([SHORT]), multiple_choice_share=0.0, rounds=2)
     outcomes = await asyncio.gather(
         *(engine.on_message(CHANNEL, f"u{i}", f"P{i}", "Nairobi") for i in range(6))
     )
@@ -235,16 +242,17 @@ async def test_first_right_answer_wins_when_two_answer_at_once(
 
 
 async def test_a_flood_from_one_player_scores_once_and_runs_out_of_tries(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(
-        ScriptedModel([SHORT, SHORT.replace("Kenya", "Peru").replace("Nairobi", "Lima")]),
+    two = [SHORT, SHORT.replace("Kenya", "Peru").replace("Nairobi", "Lima")]
+    engine, _ = await play(
+        "trivia",
+        ScriptedModel(two),
+        rounds=2,
         max_answers_per_question=3,
         between_rounds_s=1,
         multiple_choice_share=0.0,
     )
-    await engine.start(CHANNEL, "trivia", rounds=2)
-    await _question(output, clock)
     outcomes = await asyncio.gather(
         *(engine.on_message(CHANNEL, "u1", "Ann", "Nairobi") for _ in range(10))
     )
@@ -263,12 +271,8 @@ async def test_a_flood_from_one_player_scores_once_and_runs_out_of_tries(
     assert (await engine.on_message(CHANNEL, "u3", "Cy", "lima")).status is AnswerStatus.CORRECT
 
 
-async def test_multiple_choice_allows_one_pick(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
-    engine = make_engine(ScriptedModel([CHOICE]), multiple_choice_share=1.0)
-    await engine.start(CHANNEL, "trivia", rounds=1)
-    await _question(output, clock)
+async def test_multiple_choice_allows_one_pick(play: Play) -> None:
+    engine, _ = await play("trivia", ScriptedModel([CHOICE]), multiple_choice_share=1.0, rounds=1)
     chat = await engine.on_message(CHANNEL, "u1", "Ann", "hmm, hard one")
     assert chat.status is AnswerStatus.NOT_AN_OPTION
     assert chat.message == "Answer with a letter from A to D, or with an option's text."
@@ -344,11 +348,9 @@ async def test_stop_reveals_and_late_answers_get_a_clear_message(
 
 
 async def test_silence_stops_the_game(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(silence_stop_s=45, between_rounds_s=4)
-    await engine.start(CHANNEL, "trivia", rounds=10)
-    await _question(output, clock)  # t=0
+    engine, _ = await play("trivia", silence_stop_s=45, between_rounds_s=4, rounds=10)  # t=0
     clock.advance(20)
     await output.wait_for(MessageKind.REVEAL)
     await clock.idle()
@@ -475,12 +477,10 @@ async def test_an_answer_resumes_a_game_nobody_runs(
     assert second.running(CHANNEL)
 
 
-async def test_word_list_game(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
-    engine = make_engine(words_target=3, words_time_s=60)
-    await engine.start(CHANNEL, "words", prefix="EN", user_name="Ann")
-    question = await _question(output, clock)
+async def test_word_list_game(play: Play, output: RecordingOutput) -> None:
+    engine, question = await play(
+        "words", words_target=3, words_time_s=60, prefix="EN", user_name="Ann"
+    )
     assert question.question == "Give me 3 words that start with EN."
     assert question.title == "Word list 1/1" and question.seconds == 60
 
@@ -509,11 +509,9 @@ async def test_word_list_game(
 
 
 async def test_word_list_time_out_shows_other_words(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(words_time_s=30)
-    await engine.start(CHANNEL, "words", prefix="un")
-    await _question(output, clock)
+    engine, _ = await play("words", words_time_s=30, prefix="un")
     await engine.on_message(CHANNEL, "u1", "Ann", "under")
     clock.advance(29)
     await clock.idle()
@@ -526,12 +524,8 @@ async def test_word_list_time_out_shows_other_words(
     assert late.status is AnswerStatus.TOO_LATE and late.message.startswith("This game is over")
 
 
-async def test_word_list_flood_of_invalid_words(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
-) -> None:
-    engine = make_engine(max_answers_per_question=2)
-    await engine.start(CHANNEL, "words", prefix="en")
-    await _question(output, clock)
+async def test_word_list_flood_of_invalid_words(play: Play) -> None:
+    engine, _ = await play("words", max_answers_per_question=2, prefix="en")
     results = [await engine.on_message(CHANNEL, "u1", "Ann", f"zz{i}") for i in range(4)]
     assert [r.status for r in results] == [
         AnswerStatus.WORD_REJECTED,
@@ -545,14 +539,12 @@ async def test_word_list_flood_of_invalid_words(
 
 
 async def test_anagram_from_the_model_is_checked(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
     wrong = 'Riddle: This anagram of "silent" is a shiny decoration.\nAnswer: tinsels'
     right = 'Riddle: This anagram of "night" is an object.\nAnswer: thing'
     model = ScriptedModel([wrong, right])
-    engine = make_engine(model, generation_attempts=2)
-    await engine.start(CHANNEL, "anagram", rounds=1)
-    question = await _question(output, clock)
+    engine, question = await play("anagram", model, generation_attempts=2, rounds=1)
     assert question.question == 'This anagram of "night" is an object.'
     assert "This anagram of" in model.prompts[0]
     clock.advance(8)
@@ -563,14 +555,10 @@ async def test_anagram_from_the_model_is_checked(
 
 
 async def test_answers_between_rounds(
-    make_engine: EngineFactory, output: RecordingOutput, clock: FakeClock
+    play: Play, output: RecordingOutput, clock: FakeClock
 ) -> None:
-    engine = make_engine(
-        ScriptedModel([SHORT, SHORT.replace("Kenya", "Peru").replace("Nairobi", "Lima")]),
-        multiple_choice_share=0.0,
-    )
-    await engine.start(CHANNEL, "trivia", rounds=2)
-    await _question(output, clock)
+    two = [SHORT, SHORT.replace("Kenya", "Peru").replace("Nairobi", "Lima")]
+    engine, _ = await play("trivia", ScriptedModel(two), rounds=2, multiple_choice_share=0.0)
     await engine.on_message(CHANNEL, "u1", "Ann", "Nairobi")
     await clock.idle()
     late = await engine.on_message(CHANNEL, "u2", "Bob", "Nairobi")

@@ -19,15 +19,9 @@ from airoboros_bot.bots.games.validate import (
     validate,
 )
 from airoboros_bot.bots.games.words import WordList, default_words
+from tests.bots.games.conftest import CHOICE
 
 WORDS = default_words()
-
-CHOICE = """Question: Which planet is closest to the Sun?
-A) Venus
-B) Mercury
-C) Mars
-D) Earth
-Answer: [B, Mercury]"""
 
 
 def test_parse_choice_in_the_airoboros_form() -> None:

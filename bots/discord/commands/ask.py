@@ -1,5 +1,5 @@
 """Questions and their answers on Discord: `/ask`, questions in chat messages, streaming into
-a sink, `/stop` and the Stop button, and "Continue in thread"."""
+a sink, the Stop button, and "Continue in thread"."""
 
 from __future__ import annotations
 
@@ -8,18 +8,26 @@ import logging
 from collections.abc import AsyncIterator
 
 import discord
-from redis.exceptions import RedisError
+from discord import app_commands
+from discord.ext import commands
 
 from airoboros_bot.bots.core.render import AnswerView, stream_answer
-from airoboros_bot.bots.core.service import AnswerEvent, Submitted
+from airoboros_bot.bots.core.service import AnswerEvent, ChatService, Submitted
 from airoboros_bot.bots.discord import text
-from airoboros_bot.bots.discord.access import Place
-from airoboros_bot.bots.discord.core import NO_MENTIONS, DiscordCore
-from airoboros_bot.bots.discord.running import RunningAnswer
+from airoboros_bot.bots.discord.access import AccessRules, Place
+from airoboros_bot.bots.discord.admission import Admission
+from airoboros_bot.bots.discord.buttons import ANSWER_BUTTONS_COG
+from airoboros_bot.bots.discord.places import (
+    Places,
+    command_place,
+    interaction_place,
+    interaction_refusal,
+)
+from airoboros_bot.bots.discord.replies import NO_MENTIONS, reply_ephemeral, reply_to
+from airoboros_bot.bots.discord.running import RunningAnswer, RunningAnswers
 from airoboros_bot.bots.discord.sinks import AnswerSink, InteractionSink, ReplySink
-from airoboros_bot.conversations.errors import ChatError
+from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.models import ConversationKey
-from airoboros_bot.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +40,49 @@ def _offers_thread(place: Place) -> bool:
     return place.guild_id is not None and not place.in_thread
 
 
-class AskCommands(DiscordCore):
-    """Answers streamed into Discord, and stopping them."""
+class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
+    """`/ask`, questions in chat messages, and the buttons under the answers."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        admission: Admission,
+        running: RunningAnswers,
+        places: Places,
+        access: AccessRules,
+    ) -> None:
+        self.service = service
+        self.admission = admission
+        self.running = running
+        self.places = places
+        self.access = access
+
+    @app_commands.command(name="ask", description="Ask the assistant; the answer streams in")
+    @app_commands.describe(question="Your question", private="Only you see the answer")
+    async def ask(
+        self, interaction: discord.Interaction, question: str, private: bool = False
+    ) -> None:
+        """`/ask`: check, defer, stream."""
+        place = command_place(interaction)
+        refusal = await self.admission.refusal(interaction.user.id)
+        if refusal:
+            await reply_ephemeral(interaction, refusal)
+            return
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        sink = InteractionSink(interaction, private=private, offer_thread=_offers_thread(place))
+        await self.answer(place.key, interaction.user.id, question, sink)
+
+    async def answer_message(self, message: discord.Message, place: Place, question: str) -> None:
+        """A question asked in a chat message (mention, DM or chat thread)."""
+        if not question:
+            await reply_to(message, "Ask me something after the mention.")
+            return
+        refusal = await self.admission.refusal(message.author.id)
+        if refusal:
+            await reply_to(message, refusal)
+            return
+        sink = ReplySink(message, offer_thread=_offers_thread(place))
+        await self.answer(place.key, message.author.id, question, sink)
 
     async def answer(
         self, key: ConversationKey, user_id: int, question: str, sink: AnswerSink
@@ -47,7 +96,7 @@ class AskCommands(DiscordCore):
                 tracked = self._track(events, running)
                 await stream_answer(tracked, sink, view, interval_s=EDIT_INTERVAL_S)
             await sink.settle()
-        except (ChatError, EngineError) as exc:
+        except AiroborosError as exc:
             log.info("answer failed: %s", exc.user_message)
             with contextlib.suppress(discord.HTTPException):
                 await sink.fail(exc.user_message)
@@ -63,72 +112,16 @@ class AskCommands(DiscordCore):
         that came before the job was queued)."""
         async for event in events:
             if isinstance(event, Submitted):
-                running.job_id = event.job_id
-                if running.stopping:
-                    await self._cancel_job(event.job_id)
+                await self.running.queued(running, event.job_id)
             yield event
 
-    async def ask_command(
-        self, interaction: discord.Interaction, question: str, private: bool
-    ) -> None:
-        """`/ask`: check, defer, stream."""
-        place = self.checked_place(interaction)
-        refusal = await self.admit(interaction.user.id)
-        if refusal:
-            await self.reply_ephemeral(interaction, refusal)
-            return
-        await interaction.response.defer(thinking=True, ephemeral=private)
-        sink = InteractionSink(interaction, private=private, offer_thread=_offers_thread(place))
-        await self.answer(place.key, interaction.user.id, question, sink)
-
-    async def answer_message(self, message: discord.Message, place: Place, question: str) -> None:
-        """A question asked in a chat message (mention, DM or chat thread)."""
-        if not question:
-            await message.reply(
-                "Ask me something after the mention.",
-                mention_author=False,
-                allowed_mentions=NO_MENTIONS,
-            )
-            return
-        refusal = await self.admit(message.author.id)
-        if refusal:
-            await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS)
-            return
-        sink = ReplySink(message, offer_thread=_offers_thread(place))
-        await self.answer(place.key, message.author.id, question, sink)
-
-    # -- stopping -------------------------------------------------------------------------------
-    async def stop_answer(self, answer: RunningAnswer) -> None:
-        """Stop an answer being written (its job is cancelled once it is known)."""
-        answer.stopping = True
-        if answer.job_id:
-            await self._cancel_job(answer.job_id)
-
-    async def _cancel_job(self, job_id: str) -> None:
-        try:
-            await self.service.cancel(job_id)
-        except (RedisError, OSError) as exc:
-            log.warning("could not cancel job %s: %s", job_id, type(exc).__name__)
-
-    async def stop_command(self, interaction: discord.Interaction) -> None:
-        """`/stop`: stop the user's answers in this channel or thread."""
-        place = self.checked_place(interaction)
-        answers = self.running.of_user(place.key, interaction.user.id)
-        for answer in answers:
-            await self.stop_answer(answer)
-        await self.reply_ephemeral(
-            interaction,
-            f"Stopping {len(answers)} answer(s)."
-            if answers
-            else "Nothing of yours is being written here.",
-        )
-
+    # -- the buttons under an answer (`bots.discord.buttons`) ------------------------------------
     async def stop_button(
         self, interaction: discord.Interaction, job_id: str, owner_id: int
     ) -> None:
         """The Stop button under an answer."""
         if interaction.user.id != owner_id and not interaction.permissions.manage_messages:
-            await self.reply_ephemeral(interaction, text.STOP_NOT_YOURS)
+            await reply_ephemeral(interaction, text.STOP_NOT_YOURS)
             return
         answer = self.running.by_job(job_id)
         if answer is not None:
@@ -136,24 +129,21 @@ class AskCommands(DiscordCore):
             await interaction.response.defer()
         else:  # written by an earlier run of the bot: just remove the stale button
             await interaction.response.edit_message(view=None, allowed_mentions=NO_MENTIONS)
-        await self._cancel_job(job_id)
+        await self.running.cancel_job(job_id)
 
-    # -- continuing in a thread -----------------------------------------------------------------
     async def continue_in_thread(self, interaction: discord.Interaction) -> None:
         """The "Continue in thread" button: a thread on the answer, carrying the conversation."""
-        place = self.interaction_place(interaction)
-        reason = self.refusal(interaction)
+        place = interaction_place(interaction)
+        reason = interaction_refusal(interaction, self.access)
         if place is None or reason or interaction.message is None or place.in_thread:
-            await self.reply_ephemeral(
-                interaction, reason or "This can't be continued in a thread."
-            )
+            await reply_ephemeral(interaction, reason or "This can't be continued in a thread.")
             return
         await interaction.response.defer()
         name = text.thread_name(f"{interaction.user.display_name}'s conversation")
         try:
             thread = await interaction.message.create_thread(name=name, auto_archive_duration=1440)
         except discord.HTTPException as exc:
-            await self.reply_ephemeral(interaction, f"I could not open a thread here ({exc.text}).")
+            await reply_ephemeral(interaction, f"I could not open a thread here ({exc.text}).")
             return
         thread_key = Place(place.guild_id, thread.id, place.channel_id).key
         store = self.service.store
@@ -161,7 +151,7 @@ class AskCommands(DiscordCore):
             await store.add_turn(thread_key, turn)
         await self.service.set_mode(thread_key, await self.service.get_mode(place.key))
         await store.set_meta(thread_key, CHAT_THREAD_META, str(interaction.user.id))
-        self.remember_thread(thread)
+        self.places.remember_thread(thread)
         await interaction.edit_original_response(view=None, allowed_mentions=NO_MENTIONS)
         await thread.send(text.CHAT_THREAD_WELCOME, allowed_mentions=NO_MENTIONS)
 

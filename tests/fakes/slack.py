@@ -6,6 +6,11 @@ validates what Slack validates (known channels and messages, membership, Block K
 as 3,000 characters of section text). Every call is recorded with its parameters and the time.
 It also serves private file downloads (bearer token required; without one, Slack's login page),
 response_url webhooks, and a Socket Mode WebSocket (``apps.connections.open``).
+
+Platform limits: chat.update answers 429 with a Retry-After header past
+``update_limit_per_minute`` successful edits in ``update_window_s`` (and keeps answering 429
+until Retry-After has passed), or as scripted by ``update_errors``. Events can be delivered
+again as Slack does (``X-Slack-Retry-Num`` headers, Socket Mode ``retry_attempt``).
 """
 
 from __future__ import annotations
@@ -50,7 +55,11 @@ class FakeSlack:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     update_limit_per_minute: int | None = None
+    update_window_s: float = 60.0
+    retry_after_s: float = 1.0
+    update_errors: list[str] = field(default_factory=list)
     socket_replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    home_views: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._counter = itertools.count(1)
@@ -58,6 +67,8 @@ class FakeSlack:
         self._changed = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
         self.port = 0
+        self._updates_ok: list[float] = []
+        self._update_locked_until = 0.0
         self.add_user("UBOT", "airoboros", "Airoboros", is_bot=True)
         self.add_user("U1", "alice", "Alice Doe")
         self.add_user("U2", "bob", "Bob Roe")
@@ -67,14 +78,18 @@ class FakeSlack:
         self.add_channel("D1", "", is_im=True)
 
     # -- the workspace ------------------------------------------------------------------------
-    def add_user(self, uid: str, name: str, real_name: str, *, is_bot: bool = False) -> None:
-        """A member of the workspace."""
+    def add_user(
+        self, uid: str, name: str, real_name: str, *, is_bot: bool = False, is_admin: bool = False
+    ) -> None:
+        """A member of the workspace (``is_admin``: a workspace admin)."""
         self.users[uid] = {
             "id": uid,
             "team_id": self.team_id,
             "name": name,
             "real_name": real_name,
             "is_bot": is_bot,
+            "is_admin": is_admin,
+            "is_owner": False,
             "profile": {"real_name": real_name, "display_name": ""},
         }
 
@@ -249,8 +264,11 @@ class FakeSlack:
             return handler(params)
         except _SlackError as exc:
             if exc.code == "ratelimited":
+                self.calls[-1].params["_ratelimited"] = True
                 return web.json_response(
-                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": f"{self.retry_after_s:g}"},
                 )
             return _error(exc.code)
 
@@ -312,17 +330,31 @@ class FakeSlack:
         return _ok(channel=channel["id"], ts=ts, message=message)
 
     def _chat_update(self, params: dict[str, Any]) -> web.Response:
+        if self.update_errors:
+            code = self.update_errors.pop(0)
+            if code == "ratelimited":
+                self._update_locked_until = time.monotonic() + self.retry_after_s
+            raise _SlackError(code)
         message = self._message(params)
         if message.get("user") != BOT_USER:
             raise _SlackError("cant_update_message")
+        now = time.monotonic()
+        if now < self._update_locked_until:
+            raise _SlackError("ratelimited")
         if self.update_limit_per_minute is not None:
-            now = time.monotonic()
-            recent = [c for c in self.calls_to("chat.update") if now - c.time < 60]
-            if len(recent) > self.update_limit_per_minute:
+            window = self.update_window_s
+            self._updates_ok = [t for t in self._updates_ok if now - t < window]
+            if len(self._updates_ok) >= self.update_limit_per_minute:
+                self._update_locked_until = now + self.retry_after_s
                 raise _SlackError("ratelimited")
         text, blocks = self._content(params)
+        self._updates_ok.append(now)
         message.update(text=text, blocks=blocks, edited={"user": BOT_USER, "ts": self.next_ts()})
         return _ok(channel=params["channel"], ts=message["ts"], text=text)
+
+    def rate_limited_updates(self) -> list[Call]:
+        """The chat.update calls Slack answered with 429."""
+        return [c for c in self.calls_to("chat.update") if c.params.get("_ratelimited")]
 
     def _chat_postEphemeral(self, params: dict[str, Any]) -> web.Response:
         self._channel(params, post=True)
@@ -347,6 +379,43 @@ class FakeSlack:
 
     def _conversations_info(self, params: dict[str, Any]) -> web.Response:
         return _ok(channel=self._channel(params))
+
+    def _conversations_replies(self, params: dict[str, Any]) -> web.Response:
+        channel = self._channel(params)
+        if not channel["is_member"]:
+            raise _SlackError("not_in_channel")
+        parent = str(params.get("ts") or "")
+        messages = self.messages[channel["id"]]
+        if parent not in messages:
+            raise _SlackError("thread_not_found")
+        thread = sorted(
+            (m for m in messages.values() if m["ts"] == parent or m.get("thread_ts") == parent),
+            key=lambda m: m["ts"],
+        )
+        start = int(params.get("cursor") or 0)
+        limit = max(1, min(1000, int(params.get("limit") or 1000)))
+        page = thread[start : start + limit]
+        more = start + limit < len(thread)
+        return _ok(
+            messages=[
+                {k: v for k, v in m.items() if k not in ("channel", "channel_type")} for m in page
+            ],
+            has_more=more,
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
+        )
+
+    def _views_publish(self, params: dict[str, Any]) -> web.Response:
+        user = str(params.get("user_id") or "")
+        if user not in self.users:
+            raise _SlackError("user_not_found")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _SlackError("invalid_arguments")
+        _validate_blocks(view.get("blocks"), limit=100)
+        self.home_views[user] = view
+        return _ok(view={**view, "id": f"V{uuid.uuid4().hex[:8].upper()}"})
 
     def _files_info(self, params: dict[str, Any]) -> web.Response:
         fid = str(params.get("file") or "")
@@ -399,10 +468,16 @@ class FakeSlack:
         return ws
 
     async def send_envelope(
-        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = True
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = True,
+        retry_attempt: int = 0,
     ) -> str:
         """Deliver a Socket Mode envelope (``slash_commands``, ``events_api``, ``interactive``)
-        to the connected app; returns its envelope id."""
+        to the connected app; returns its envelope id. ``retry_attempt`` > 0 is Slack
+        delivering the same payload again (it thought the first was not acknowledged)."""
         envelope_id = uuid.uuid4().hex
         await self.wait_for(lambda: self._sockets, what="a Socket Mode connection")
         await self._sockets[-1].send_json(
@@ -411,8 +486,8 @@ class FakeSlack:
                 "type": kind,
                 "payload": payload,
                 "accepts_response_payload": accepts_response_payload,
-                "retry_attempt": 0,
-                "retry_reason": "",
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
             }
         )
         return envelope_id
@@ -436,13 +511,22 @@ def _text_len(obj: Any) -> int:
     return len(obj.get("text", "")) if isinstance(obj, dict) else 0
 
 
-def _validate_blocks(blocks: Any) -> None:
-    """Block Kit limits that Slack enforces with ``invalid_blocks``."""
-    if not isinstance(blocks, list) or len(blocks) > 50:
+def _validate_blocks(blocks: Any, limit: int = 50) -> None:
+    """Block Kit limits that Slack enforces with ``invalid_blocks`` (50 blocks in a message,
+    100 in a view)."""
+    if not isinstance(blocks, list) or len(blocks) > limit:
         raise _SlackError("invalid_blocks")
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "section":
+        if kind == "divider":
+            continue
+        if kind == "header":
+            text = block.get("text")
+            if not isinstance(text, dict) or text.get("type") != "plain_text":
+                raise _SlackError("invalid_blocks")
+            if not 1 <= _text_len(text) <= 150:
+                raise _SlackError("invalid_blocks")
+        elif kind == "section":
             text = block.get("text")
             if not isinstance(text, dict) or not 1 <= _text_len(text) <= 3000:
                 raise _SlackError("invalid_blocks")
@@ -586,10 +670,16 @@ def block_action(
 
 
 def signed_request(
-    body: dict[str, Any], secret: str, *, kind: str = "form", timestamp: int | None = None
+    body: dict[str, Any],
+    secret: str,
+    *,
+    kind: str = "form",
+    timestamp: int | None = None,
+    retry_num: int = 0,
 ) -> tuple[str, dict[str, str]]:
     """A request body and its signed headers: ``form`` (slash commands), ``payload``
-    (interactivity: ``payload=<json>``) or ``json`` (Events API)."""
+    (interactivity: ``payload=<json>``) or ``json`` (Events API). ``retry_num`` > 0 adds the
+    headers of Slack delivering an event again."""
     from urllib.parse import urlencode
 
     if kind == "json":
@@ -597,4 +687,19 @@ def signed_request(
     else:
         fields = {"payload": json.dumps(body)} if kind == "payload" else body
         raw, content_type = urlencode(fields), "application/x-www-form-urlencoded"
-    return raw, signed_headers(raw, secret, timestamp=timestamp, content_type=content_type)
+    headers = signed_headers(raw, secret, timestamp=timestamp, content_type=content_type)
+    if retry_num:
+        headers["x-slack-retry-num"] = str(retry_num)
+        headers["x-slack-retry-reason"] = "http_timeout"
+    return raw, headers
+
+
+def home_opened(user: str = "U1") -> dict[str, Any]:
+    """The ``app_home_opened`` event of a user opening the app's Home tab."""
+    return {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": "D1",
+        "tab": "home",
+        "event_ts": f"{time.time():.6f}",
+    }
