@@ -50,6 +50,13 @@ class AnswerSink:
         else:
             self.more.append(await self._send_more(content))
 
+    async def remove(self, index: int) -> None:
+        """Delete page ``index``, the last one (the answer restarted shorter: the
+        `PageRemover` protocol of `bots.core.render`)."""
+        page = self.more.pop(index - 1)
+        with contextlib.suppress(discord.HTTPException):
+            await page.delete()
+
     async def settle(self) -> None:
         """After the last update: give page 0 its final buttons if it was not edited last."""
         kind = self._wanted_buttons(True)
