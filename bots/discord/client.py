@@ -215,9 +215,11 @@ class AiroborosBot(commands.Bot):
             await self.ask.answer_message(message, place, question)
 
     async def _may_use(self, message: discord.Message, place: Place) -> bool:
-        """Whether the author may use the bot here (a refused DM gets told why)."""
-        reason = self.access.refusal(place, role_ids(message.author))
-        if reason and place.guild_id is None:
+        """Whether the author may use the bot here (a refused DM gets told why, unless its
+        author is blocked: blocked users get no reply at all)."""
+        author = message.author.id
+        reason = self.access.refusal(place, role_ids(message.author), author)
+        if reason and place.guild_id is None and not self.access.is_blocked(author):
             await reply_to(message, reason)
         return reason is None
 

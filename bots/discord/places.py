@@ -36,7 +36,7 @@ def interaction_refusal(interaction: discord.Interaction, access: AccessRules) -
     place = interaction_place(interaction)
     if place is None:
         return "I can't work in this kind of channel."
-    return access.refusal(place, role_ids(interaction.user))
+    return access.refusal(place, role_ids(interaction.user), interaction.user.id)
 
 
 class Places:

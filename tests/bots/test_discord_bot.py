@@ -378,6 +378,53 @@ async def test_disallowed_guild_channel_and_role_are_refused_ephemerally(
     assert_no_mentions(fake)
 
 
+async def test_block_lists_win_over_the_allow_lists(
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
+) -> None:
+    member, muted = world.member_role, world.muted_role
+    thread = fake.thread(world.random, "side", owner_id=world.alice["id"])
+    async with start_bot(
+        channel_ids=[int(world.general["id"]), int(world.random["id"])],
+        role_ids=[int(member)],
+        blocked_user_ids=[int(world.bob["id"])],
+        blocked_role_ids=[int(muted)],
+        blocked_channel_ids=[int(world.random["id"])],
+    ) as bot:
+        refused = {
+            "blocked user": fake.slash("help", world.general, world.bob, roles=[member]),
+            "blocked role": fake.slash("help", world.general, world.alice, roles=[member, muted]),
+            "blocked channel": fake.slash("help", world.random, world.alice, roles=[member]),
+            "its thread": fake.slash("help", thread, world.alice, roles=[member]),
+        }
+        for payload in refused.values():
+            inject(bot, "INTERACTION_CREATE", payload)
+        replies = {what: await ephemeral_reply(fake, p) for what, p in refused.items()}
+        allowed = fake.slash("help", world.general, world.alice, roles=[member])
+        inject(bot, "INTERACTION_CREATE", allowed)
+        assert "/ask" in await ephemeral_reply(fake, allowed)
+
+        mention = f"<@{fake.bot_user['id']}> hello?"
+        for author, roles in ((world.bob, [member]), (world.alice, [member, muted])):
+            message = fake.message_create(
+                world.general, author, mention, roles=roles, mentions=[fake.bot_user]
+            )
+            inject(bot, "MESSAGE_CREATE", message)
+        answered = fake.message_create(
+            world.general, world.alice, mention, roles=[member], mentions=[fake.bot_user]
+        )
+        inject(bot, "MESSAGE_CREATE", answered)  # handled after the two before it
+        posts = await fake.wait_for(lambda: fake.calls("POST", r"/channels/\d+/messages"))
+        assert await bot.running.wait_idle(15)
+    assert replies == {
+        "blocked user": "You can't use me here.",
+        "blocked role": "You can't use me here.",
+        "blocked channel": "I'm switched off in this channel.",
+        "its thread": "I'm switched off in this channel.",
+    }
+    assert [str(p.json["message_reference"]["message_id"]) for p in posts] == [answered["id"]]
+    assert len(fake.calls("POST", r"/channels/\d+/messages")) == 1, "blocked ones got nothing"
+
+
 async def test_direct_messages_follow_the_setting(
     fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
