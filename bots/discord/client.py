@@ -23,11 +23,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from airoboros_bot.bots.core.alerts import EngineAlerts
 from airoboros_bot.bots.core.ratelimit import RateLimiter
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.discord import text
-from airoboros_bot.bots.discord.access import AccessRules, Place, interaction_problem, role_ids
+from airoboros_bot.bots.discord.access import (
+    PLATFORM,
+    AccessRules,
+    Place,
+    interaction_problem,
+    role_ids,
+)
 from airoboros_bot.bots.discord.admission import Admission
 from airoboros_bot.bots.discord.buttons import ContinueButton, StopButton
 from airoboros_bot.bots.discord.commands.ask import AskCommands
@@ -111,7 +118,8 @@ class AiroborosBot(commands.Bot):
         self.access = self.tree.access = AccessRules.from_settings(settings)
         self.running = RunningAnswers(service.cancel)
         self.places = Places(self)
-        admission = Admission(service.engine, limiter)
+        alerts = EngineAlerts(service.store.redis, service.store.keys, PLATFORM)
+        admission = Admission(service.engine, limiter, alerts)
         self.ask = AskCommands(service, admission, self.running, self.places, self.access)
         self.context = ContextCommands(service, self.places, settings.max_attachment_bytes)
         self.conversation = ConversationCommands(service, self.running, games=games is not None)

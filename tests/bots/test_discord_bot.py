@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from airoboros_bot.bots.core.alerts import OFFLINE
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.admission import ENGINE_DOWN
 from airoboros_bot.bots.discord.client import AiroborosBot, run_discord
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings, load_settings
@@ -239,8 +239,12 @@ async def test_engine_down_gets_an_ephemeral_message(
     async with running_bot(fake, world, service, redis, key_prefix) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "anyone there?"})
         inject(bot, "INTERACTION_CREATE", payload)
-        assert await ephemeral_reply(fake, payload) == ENGINE_DOWN
+        reply = await ephemeral_reply(fake, payload)
+    assert reply == OFFLINE and "an admin has been told" in reply
+    assert "airoboros-bot worker" not in reply, "no admin text for users"
     assert not await redis.xlen(Keys(key_prefix).jobs), "nothing was queued"
+    alert = await redis.hgetall(Keys(key_prefix).alerts("engine_offline"))
+    assert alert["count"] == "1" and "airoboros-bot worker" in alert["reason"], "for the admin"
 
 
 async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
@@ -265,7 +269,9 @@ async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
     assert callback(fake, payload)["type"] == 5
     assert fake.interaction_calls(payload)[-2].method == "DELETE", "the partial answer is removed"
     assert followup[0].json["flags"] == EPHEMERAL
-    assert "engine worker stopped before answering" in followup[0].json["content"]
+    assert followup[0].json["content"] == OFFLINE
+    alert = await redis.hgetall(Keys(key_prefix).alerts("engine_offline"))
+    assert "engine worker stopped before answering" in alert["reason"], "the admin is told why"
     assert_no_mentions(fake)
 
 

@@ -28,6 +28,7 @@ from airoboros_bot.bots.discord.running import RunningAnswer, RunningAnswers
 from airoboros_bot.bots.discord.sinks import AnswerSink, InteractionSink, ReplySink
 from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.engine.client import EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
                 tracked = self._track(events, running)
                 await stream_answer(tracked, sink, view, interval_s=EDIT_INTERVAL_S)
             await sink.settle()
+        except EngineUnavailable as exc:
+            message = await self.admission.alerts.engine_offline(exc.user_message)
+            with contextlib.suppress(discord.HTTPException):
+                await sink.fail(message)
         except AiroborosError as exc:
             log.info("answer failed: %s", exc.user_message)
             with contextlib.suppress(discord.HTTPException):
