@@ -173,6 +173,9 @@ async def test_long_answers_continue_in_follow_ups_without_cutting_words_or_code
     assert len(posts) == len(followups) and all(r.query.get("wait") for r in posts)
     assert buttons(final) == {"Continue in thread": "airoboros:thread"}
     assert all(buttons(m) == {} for m in followups), "buttons only on the first message"
+    conversation = ConversationKey("discord", world.guild["id"], world.general["id"], final["id"])
+    for page in [final, *followups]:  # a reply to any page continues the conversation
+        assert await chat.conversation_of(conversation.at(page["id"])) == conversation
     follow_edits = [
         r
         for r in fake.interaction_calls(payload)
