@@ -160,6 +160,15 @@ class DiscordSettings(BaseModel):
     channel_ids: list[int] = Field(default_factory=list)
     role_ids: list[int] = Field(default_factory=list)
     allow_dms: bool = False
+    blocked_user_ids: list[int] = Field(
+        default_factory=list, description="users the bot never answers (wins over the allow lists)"
+    )
+    blocked_role_ids: list[int] = Field(
+        default_factory=list, description="members with any of these roles are refused"
+    )
+    blocked_channel_ids: list[int] = Field(
+        default_factory=list, description="channels (and their threads) where the bot is off"
+    )
     rate_limit_per_minute: int = Field(default=5, ge=0)
     max_attachment_bytes: int = Field(
         default=1_000_000, ge=1, description="largest .txt / .md attachment read as context"

@@ -254,13 +254,15 @@ class ChatService:
         """Start conversation ``key`` (a thread or a reply chain's root) for ``owner``.
 
         Its owner is kept (the first one wins: safe to repeat) and its mode is the channel's
-        default at this moment (`set_channel_mode`), unless it has one already.
+        default at this moment (`set_channel_mode`, else the configured default), unless it has
+        one already: a later change of the channel's default does not reach it, even through a
+        repeated `begin`.
         """
         if owner:
             await self.store.set_meta_once(key, "owner", owner)
-        channel_mode = await self.store.stored_mode(key.channel_key)
-        if channel_mode is not None and key != key.channel_key:
-            await self.store.set_meta_once(key, "mode", channel_mode.value)
+        if key != key.channel_key:
+            mode = await self.store.stored_mode(key.channel_key) or self.store.default_mode
+            await self.store.set_meta_once(key, "mode", mode.value)
 
     async def owner(self, key: ConversationKey) -> str | None:
         """Who started the conversation (None when nobody is recorded)."""

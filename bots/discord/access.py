@@ -14,6 +14,7 @@ from airoboros_bot.conversations.models import ConversationKey
 
 PLATFORM = "discord"
 THREAD_TYPES = (10, 11, 12)  # announcement, public and private threads
+BLOCKED = "You can't use me here."
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,16 @@ class Place:
 
 @dataclass(frozen=True)
 class AccessRules:
-    """Allowed guilds, channels and roles (empty = all) and whether DMs are answered."""
+    """Allowed guilds, channels and roles (empty = all), whether DMs are answered, and the
+    blocked users, roles and channels (a block wins over every allow list)."""
 
     guild_ids: frozenset[int] = frozenset()
     channel_ids: frozenset[int] = frozenset()
     role_ids: frozenset[int] = frozenset()
     allow_dms: bool = False
+    blocked_user_ids: frozenset[int] = frozenset()
+    blocked_role_ids: frozenset[int] = frozenset()
+    blocked_channel_ids: frozenset[int] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: DiscordSettings) -> AccessRules:
@@ -61,22 +66,36 @@ class AccessRules:
             frozenset(settings.channel_ids),
             frozenset(settings.role_ids),
             settings.allow_dms,
+            frozenset(settings.blocked_user_ids),
+            frozenset(settings.blocked_role_ids),
+            frozenset(settings.blocked_channel_ids),
         )
 
-    def refusal(self, place: Place, role_ids: Collection[int] = ()) -> str | None:
-        """Why the bot may not be used here by someone with ``role_ids`` (None = allowed).
+    def is_blocked(self, user_id: int | None) -> bool:
+        """Whether the user is on the block list (their messages get no reply at all)."""
+        return user_id is not None and user_id in self.blocked_user_ids
 
-        Channel rules accept a thread when its parent channel is allowed; role rules apply in
-        servers only.
+    def refusal(
+        self, place: Place, role_ids: Collection[int] = (), user_id: int | None = None
+    ) -> str | None:
+        """Why the bot may not be used here by ``user_id`` with ``role_ids`` (None = allowed).
+
+        Channel rules cover a thread through its parent channel too; role rules apply in
+        servers only; a block (user, role, channel) wins over the allow lists.
         """
+        if self.is_blocked(user_id):
+            return BLOCKED
         if place.guild_id is None:
             return None if self.allow_dms else "I don't answer direct messages here."
         if self.guild_ids and place.guild_id not in self.guild_ids:
             return "This server is not set up to use me."
-        if self.channel_ids and not (
-            place.channel_id in self.channel_ids or place.parent_id in self.channel_ids
-        ):
+        in_channel = {c for c in (place.channel_id, place.parent_id) if c is not None}
+        if self.blocked_channel_ids.intersection(in_channel):
+            return "I'm switched off in this channel."
+        if self.channel_ids and not self.channel_ids.intersection(in_channel):
             return "I'm not enabled in this channel: ask in one of the channels set up for me."
+        if self.blocked_role_ids.intersection(role_ids):
+            return BLOCKED
         if self.role_ids and not self.role_ids.intersection(role_ids):
             return "You need one of the roles set up for me to use me here."
         return None

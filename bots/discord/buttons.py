@@ -1,17 +1,21 @@
-"""The buttons under an answer: Stop while it is written, "Continue in thread" once it is done.
+"""The buttons under an answer (Stop while it is written, "Continue in thread" once it is
+done) and those of the "where should this message go?" question of **Add as context**.
 
 Their custom ids carry what a press needs, so buttons keep working after the bot restarts; a
 press is handed to the bot's cog named `ANSWER_BUTTONS_COG` (a `ButtonHandler`: the `/ask`
-commands), looked up on the client, so this module imports no command.
+commands) or `CONTEXT_BUTTONS_COG` (a `ContextChoiceHandler`), looked up on the client, so this
+module imports no command.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import discord
 
 ANSWER_BUTTONS_COG = "ask"
+CONTEXT_BUTTONS_COG = "context"
+CONTEXT_CHOICES = ("current", "new", "cancel")
 
 
 @runtime_checkable
@@ -27,10 +31,24 @@ class ButtonHandler(Protocol):
         """The "Continue in thread" button."""
 
 
+@runtime_checkable
+class ContextChoiceHandler(Protocol):
+    """What the client does when the user says where a context block goes."""
+
+    async def context_choice(
+        self, interaction: discord.Interaction, choice: str, token: str
+    ) -> None:
+        """``choice`` (one of `CONTEXT_CHOICES`) for the message held under ``token``."""
+
+
+def _cog(interaction: discord.Interaction, name: str) -> object:
+    get_cog = getattr(interaction.client, "get_cog", None)
+    return get_cog(name) if get_cog is not None else None
+
+
 def _handler(interaction: discord.Interaction) -> ButtonHandler | None:
     """The cog that handles presses of the answer buttons, if the client has it."""
-    get_cog = getattr(interaction.client, "get_cog", None)
-    cog = get_cog(ANSWER_BUTTONS_COG) if get_cog is not None else None
+    cog = _cog(interaction, ANSWER_BUTTONS_COG)
     return cog if isinstance(cog, ButtonHandler) else None
 
 
@@ -85,6 +103,43 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Button], template=r"airob
         handler = _handler(interaction)
         if handler is not None:
             await handler.continue_in_thread(interaction)
+
+
+class ContextChoiceButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"airoboros:ctx:(?P<choice>current|new|cancel):(?P<token>[A-Za-z0-9_-]{1,40})",
+):
+    """One answer to "where should this message go?": the channel's current context thread,
+    a new one, or cancel; ``token`` names the message held meanwhile (`ChatService.hold`)."""
+
+    LABELS: ClassVar[dict[str, str]] = {"new": "New context thread", "cancel": "Cancel"}
+    STYLES: ClassVar[dict[str, discord.ButtonStyle]] = {
+        "current": discord.ButtonStyle.primary,
+        "new": discord.ButtonStyle.secondary,
+        "cancel": discord.ButtonStyle.danger,
+    }
+
+    def __init__(self, choice: str, token: str, label: str = "") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=(label or self.LABELS.get(choice, choice))[:80],
+                style=self.STYLES[choice],
+                custom_id=f"airoboros:ctx:{choice}:{token}",
+            )
+        )
+        self.choice = choice
+        self.token = token
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+    ) -> ContextChoiceButton:
+        return cls(match["choice"], match["token"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = _cog(interaction, CONTEXT_BUTTONS_COG)
+        if isinstance(handler, ContextChoiceHandler):
+            await handler.context_choice(interaction, self.choice, self.token)
 
 
 def button_view(*items: discord.ui.Item) -> discord.ui.View:

@@ -23,14 +23,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from airoboros_bot.bots.core.alerts import EngineAlerts
 from airoboros_bot.bots.core.ratelimit import RateLimiter
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.discord import text
-from airoboros_bot.bots.discord.access import AccessRules, Place, interaction_problem, role_ids
+from airoboros_bot.bots.discord.access import (
+    PLATFORM,
+    AccessRules,
+    Place,
+    interaction_problem,
+    role_ids,
+)
 from airoboros_bot.bots.discord.admission import Admission
-from airoboros_bot.bots.discord.buttons import ContinueButton, StopButton
-from airoboros_bot.bots.discord.commands.ask import AskCommands
+from airoboros_bot.bots.discord.buttons import ContextChoiceButton, ContinueButton, StopButton
+from airoboros_bot.bots.discord.commands.ask import AskCommands, Question
 from airoboros_bot.bots.discord.commands.context import ContextCommands
 from airoboros_bot.bots.discord.commands.conversation import ConversationCommands
 from airoboros_bot.bots.discord.commands.games import GameCommands
@@ -111,7 +118,8 @@ class AiroborosBot(commands.Bot):
         self.access = self.tree.access = AccessRules.from_settings(settings)
         self.running = RunningAnswers(service.cancel)
         self.places = Places(self)
-        admission = Admission(service.engine, limiter)
+        alerts = EngineAlerts(service.store.redis, service.store.keys, PLATFORM)
+        admission = Admission(service.engine, limiter, alerts)
         self.ask = AskCommands(service, admission, self.running, self.places, self.access)
         self.context = ContextCommands(service, self.places, settings.max_attachment_bytes)
         self.conversation = ConversationCommands(service, self.running, games=games is not None)
@@ -134,7 +142,7 @@ class AiroborosBot(commands.Bot):
             if cog is not None:
                 await self.add_cog(cog)
         self.tree.add_command(self.context.menu)
-        self.add_dynamic_items(StopButton, ContinueButton)
+        self.add_dynamic_items(StopButton, ContinueButton, ContextChoiceButton)
         await self.sync_commands()
 
     async def sync_commands(self) -> None:
@@ -215,25 +223,39 @@ class AiroborosBot(commands.Bot):
             await self.ask.answer_message(message, place, question)
 
     async def _may_use(self, message: discord.Message, place: Place) -> bool:
-        """Whether the author may use the bot here (a refused DM gets told why)."""
-        reason = self.access.refusal(place, role_ids(message.author))
-        if reason and place.guild_id is None:
+        """Whether the author may use the bot here (a refused DM gets told why, unless its
+        author is blocked: blocked users get no reply at all)."""
+        author = message.author.id
+        reason = self.access.refusal(place, role_ids(message.author), author)
+        if reason and place.guild_id is None and not self.access.is_blocked(author):
             await reply_to(message, reason)
         return reason is None
 
-    async def _question_in(self, message: discord.Message, place: Place) -> str | None:
-        """Store context posts; return the question a message asks (None if it asks none)."""
+    async def _question_in(self, message: discord.Message, place: Place) -> Question | None:
+        """Store context posts; return the question a message asks (None if it asks none).
+
+        A reply to one of the bot's answers continues that answer's conversation (no mention
+        needed, as a reply's ping is often off); a mention at the top of a channel starts a new
+        one; a DM, a mention in a thread or a post in a "Continue in thread" thread continues
+        that conversation; other posts in a context thread become context blocks.
+        """
         assert self.user is not None
         mentioned = any(user.id == self.user.id for user in message.mentions)
-        if place.guild_id is None or mentioned:
-            return text.strip_mention(message.content, self.user.id)
+        content = text.strip_mention(message.content, self.user.id)
+        replied = await self.ask.replied_conversation(message, place)
+        if replied is not None:
+            return Question(content, replied) if content or mentioned else None
+        if place.guild_id is None:
+            return Question(content, place.key)
+        if mentioned:
+            return Question(content, place.key if place.in_thread else None)
         if not place.in_thread:
             return None
         if await self.service.context_title(place.key) is not None:
             await self.context.context_message(message, place.key)
             return None
         if await self.ask.is_chat_thread(place.key):
-            return message.content.strip()
+            return Question(message.content.strip(), place.key)
         return None
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -1,5 +1,5 @@
-"""Where a Discord event happened (`Place`), looking up threads the cache does not know, and
-whether the user of an interaction may use the bot there."""
+"""Where a Discord event happened (`Place`), looking up threads the cache does not know,
+whether the user of an interaction may use the bot there, and who they are to the owner checks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import discord
 
+from airoboros_bot.bots.core.service import Actor
 from airoboros_bot.bots.discord.access import AccessRules, Place, role_ids
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,18 @@ def command_place(interaction: discord.Interaction) -> Place:
     return place
 
 
+def actor(interaction: discord.Interaction) -> Actor:
+    """Who runs a command, for the owner checks: an admin of the bot is anyone who may manage
+    messages where it runs."""
+    return Actor(str(interaction.user.id), is_admin=interaction.permissions.manage_messages)
+
+
 def interaction_refusal(interaction: discord.Interaction, access: AccessRules) -> str | None:
     """Why this interaction's user may not use the bot where it happened (None = allowed)."""
     place = interaction_place(interaction)
     if place is None:
         return "I can't work in this kind of channel."
-    return access.refusal(place, role_ids(interaction.user))
+    return access.refusal(place, role_ids(interaction.user), interaction.user.id)
 
 
 class Places:

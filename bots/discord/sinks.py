@@ -1,5 +1,9 @@
 """Where an answer is shown while it streams: the response to an interaction, or a reply to a
-chat message. Page 0 carries the buttons; pages past 2,000 characters are further messages."""
+chat message. Page 0 carries the buttons; pages past 2,000 characters are further messages.
+
+Page 0 exists before the question is asked (`AnswerSink.open`): its id is the root of the reply
+chain a new conversation starts, and every page's id is linked to the conversation, so a reply
+to any of them continues it."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import discord
 
-from airoboros_bot.bots.core.render import AnswerView
+from airoboros_bot.bots.core.render import WRITING_MARKER, AnswerView
 from airoboros_bot.bots.discord.buttons import ContinueButton, StopButton, button_view
 from airoboros_bot.bots.discord.replies import NO_MENTIONS
 from airoboros_bot.bots.discord.running import RunningAnswer
@@ -50,6 +54,21 @@ class AnswerSink:
         else:
             self.more.append(await self._send_more(content))
 
+    async def open(self) -> int | None:
+        """Make sure page 0 exists; its message id (None when it has none: private)."""
+        raise NotImplementedError
+
+    def page_ids(self) -> list[int]:
+        """The ids of the answer's further pages (page 0 is `open`'s)."""
+        return [page.id for page in self.more]
+
+    async def remove(self, index: int) -> None:
+        """Delete page ``index``, the last one (the answer restarted shorter: the
+        `PageRemover` protocol of `bots.core.render`)."""
+        page = self.more.pop(index - 1)
+        with contextlib.suppress(discord.HTTPException):
+            await page.delete()
+
     async def settle(self) -> None:
         """After the last update: give page 0 its final buttons if it was not edited last."""
         kind = self._wanted_buttons(True)
@@ -86,11 +105,23 @@ class InteractionSink(AnswerSink):
     """An answer to a deferred interaction: edits of @original, then follow-ups."""
 
     def __init__(
-        self, interaction: discord.Interaction, *, private: bool, offer_thread: bool
+        self,
+        interaction: discord.Interaction,
+        *,
+        private: bool,
+        offer_thread: bool,
+        first_id: int | None = None,
     ) -> None:
         super().__init__(offer_thread=offer_thread and not private)
         self.interaction = interaction
         self.private = private
+        self.first_id = first_id  # the deferred response's message
+
+    async def open(self) -> int | None:
+        """The deferral made page 0; its id (looked up if the deferral did not say)."""
+        if self.first_id is None:
+            self.first_id = (await self.interaction.original_response()).id
+        return self.first_id
 
     async def _set_first(self, content: str | None, view: discord.ui.View | None) -> None:
         await self.interaction.edit_original_response(**_edit(content, view))
@@ -115,6 +146,23 @@ class ReplySink(AnswerSink):
         super().__init__(offer_thread=offer_thread)
         self.source = message
         self.first: discord.Message | None = None
+        self._first_content = ""
+
+    async def open(self) -> int:
+        """Post page 0 as a reply (with its Stop button when the job is known)."""
+        if self.first is None:
+            kind = self._wanted_buttons(False)
+            await self._set_first(f"Thinking…{WRITING_MARKER}", self._view(kind))
+            self._buttons_shown = kind
+        assert self.first is not None
+        return self.first.id
+
+    async def update(self, index: int, content: str, *, final: bool) -> None:
+        """As `AnswerSink.update`, without repeating what page 0 already shows."""
+        unchanged = content == self._first_content
+        if index == 0 and unchanged and self._wanted_buttons(final) == self._buttons_shown:
+            return
+        await super().update(index, content, final=final)
 
     async def _set_first(self, content: str | None, view: discord.ui.View | None) -> None:
         if self.first is None:
@@ -125,8 +173,10 @@ class ReplySink(AnswerSink):
                 allowed_mentions=NO_MENTIONS,
                 view=view or discord.utils.MISSING,
             )
-            return
-        self.first = await self.first.edit(**_edit(content, view))
+        else:
+            self.first = await self.first.edit(**_edit(content, view))
+        if content is not None:
+            self._first_content = content
 
     async def _send_more(self, content: str) -> discord.Message:
         return await self.source.channel.send(content, allowed_mentions=NO_MENTIONS)

@@ -9,24 +9,27 @@ import re
 from pathlib import PurePosixPath
 
 from airoboros_bot.bots.core.service import ContextUsage
-from airoboros_bot.conversations.models import ContextBlock
+from airoboros_bot.conversations.models import ContextBlock, ConversationKey
 
 MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 TEXT_SUFFIXES = (".txt", ".md")
 
 HELP = """**airoboros** answers with a local language model.
-`/ask question [private]` ask a question; the answer streams in (Stop button to stop it). \
-"Continue in thread" under an answer opens a thread where plain replies continue the conversation.
+`/ask question [private]` ask a question; the answer streams in (Stop button to stop it). Each \
+`/ask` (or mention) starts a conversation: **reply** to one of my answers to continue it, no \
+mention needed. A private answer is yours alone, and so is its history. "Continue in thread" \
+under an answer opens a thread where plain messages continue the conversation.
 `/context new [title]` open a thread for documents: every message and `.txt` / `.md` file \
 posted there becomes context; ask there with `/ask` or by mentioning me, and the answer cites \
 its sources.
 `/context list` the context blocks and how much of the model's window they use.
-`/context clear` remove the context blocks.
-Message menu → Apps → **Add as context**: add any message to this channel's context thread.
-`/mode history|no-history` whether earlier questions are sent with a new one (per channel or \
-thread).
-`/reset` forget this channel's (or thread's) conversation.
+`/context clear` remove the context blocks (whoever opened the thread, or Manage Messages).
+Message menu → Apps → **Add as context**: add a message to a context thread (I ask which).
+`/mode history|no-history` whether earlier questions are sent with a new one, in a thread.
+`/channel-mode` the mode new conversations in this channel start with (Manage Messages).
+`/reset [private]` forget this thread's conversation (whoever started it, or Manage \
+Messages), or your private answers here.
 `/stop` stop your answer that is being written here.
 `/help` this list."""
 
@@ -49,6 +52,17 @@ CHAT_THREAD_WELCOME = (
     "Reply here to continue the conversation: no need to mention me. `/stop` stops an answer, "
     "`/reset` forgets the conversation."
 )
+CHANNEL_MODE_NOTE = (
+    "New conversations here start with it: each `/ask` or mention starts one, and replies to "
+    "my answers continue it. Its thread (**Continue in thread**) can switch it with `/mode`; "
+    "`/channel-mode` (Manage Messages) changes this channel's."
+)
+MODE_IN_A_CHANNEL = (
+    "Each question here starts its own conversation, so there is no conversation of the "
+    "channel to switch: use `/mode` in a conversation's thread (**Continue in thread**), or "
+    "`/channel-mode` (Manage Messages) for the mode new ones start with."
+)
+CHOICE_EXPIRED = "That choice has expired: use **Add as context** again."
 NO_THREADS_HERE = "Context threads need a server text channel: run `/context new` in one."
 STOP_NOT_YOURS = "Only the person who asked can stop this answer."
 STORED_REACTION = "📎"
@@ -86,6 +100,28 @@ def format_sources(blocks: tuple[ContextBlock, ...]) -> str:
             line += " — " + escape_link_text(", ".join(details))
         lines.append(line)
     return "\n".join(lines)
+
+
+def context_question(author: str, current: ConversationKey | None, title: str | None) -> str:
+    """The private question "where should this message go?" of **Add as context**."""
+    where = (
+        f"this channel's context thread <#{current.thread}> ({escape_link_text(title or '')}), "
+        if current is not None
+        else ""
+    )
+    return (
+        f"Where should {escape_link_text(author)}'s message go? I can add it to {where}"
+        "a new context thread, or nowhere. Questions there (or about it) use only the blocks "
+        "of that thread."
+    )
+
+
+def cannot_open_thread(reason: str) -> str:
+    """What to tell the user when Discord refuses a new thread."""
+    return (
+        f"I could not open a thread here ({reason}): I need the Create Public Threads and "
+        "Send Messages in Threads permissions."
+    )
 
 
 def usage_report(usage: ContextUsage, where: str) -> str:

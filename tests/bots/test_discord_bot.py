@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from airoboros_bot.bots.core.alerts import OFFLINE
 from airoboros_bot.bots.core.render import WRITING_MARKER
 from airoboros_bot.bots.core.runtime import Runtime
 from airoboros_bot.bots.core.service import ChatService
-from airoboros_bot.bots.discord.admission import ENGINE_DOWN
 from airoboros_bot.bots.discord.client import AiroborosBot, run_discord
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings, load_settings
@@ -31,10 +31,18 @@ from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk
 from airoboros_bot.engine.worker import Worker
 from tests.bots import discord_fixtures
-from tests.bots.discord_fixtures import BotStarter, key, original_edits, running_bot
+from tests.bots.discord_fixtures import (
+    BotStarter,
+    callback,
+    ephemeral_reply,
+    key,
+    original_edits,
+    running_bot,
+)
 from tests.fakes.discord import (
     EPHEMERAL,
     LOADING,
+    MANAGE_MESSAGES,
     FakeDiscord,
     World,
     assert_no_mentions,
@@ -64,20 +72,6 @@ async def final_answer(fake: FakeDiscord, bot: AiroborosBot, payload: dict) -> d
     return fake.messages[message["id"]]
 
 
-def callback(fake: FakeDiscord, payload: dict) -> dict:
-    [call] = [r for r in fake.interaction_calls(payload) if r.path.endswith("/callback")]
-    return call.json
-
-
-async def ephemeral_reply(fake: FakeDiscord, payload: dict) -> str:
-    """Wait for an ephemeral callback message; return its content."""
-    await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged, 10)
-    body = callback(fake, payload)
-    assert body["type"] == 4, body
-    assert body["data"]["flags"] & EPHEMERAL
-    return body["data"]["content"]
-
-
 # -- start-up ----------------------------------------------------------------------------------
 async def test_login_syncs_commands_globally_and_says_so(
     fake: FakeDiscord, world: World, caplog: pytest.LogCaptureFixture, start_bot: BotStarter
@@ -92,6 +86,7 @@ async def test_login_syncs_commands_globally_and_says_so(
         ("ask", 1),
         ("context", 1),
         ("mode", 1),
+        ("channel-mode", 1),
         ("reset", 1),
         ("stop", 1),
         ("help", 1),
@@ -100,7 +95,10 @@ async def test_login_syncs_commands_globally_and_says_so(
     context = next(c for c in sync.json if c["name"] == "context")
     assert {o["name"] for o in context["options"]} == {"new", "list", "clear"}
     assert all(c["contexts"] == [0] for c in sync.json), "DMs are off: guild commands only"
-    assert "synced 7 commands globally" in caplog.text
+    permissions = {c["name"]: c["default_member_permissions"] for c in sync.json}
+    assert int(permissions.pop("channel-mode")) == MANAGE_MESSAGES, "shown to moderators"
+    assert set(permissions.values()) == {None}, "owners of conversations use the others"
+    assert "synced 8 commands globally" in caplog.text
 
 
 async def test_login_syncs_to_configured_guilds_and_logs_failures(
@@ -112,10 +110,10 @@ async def test_login_syncs_to_configured_guilds_and_logs_failures(
         pass
     assert not fake.calls("PUT", r"/applications/\d+/commands"), "nothing synced globally"
     [ok] = fake.calls("PUT", rf"/applications/\d+/guilds/{world.guild_id}/commands")
-    assert len(ok.json) == 7
+    assert len(ok.json) == 8
     assert fake.calls("PUT", rf"/applications/\d+/guilds/{unknown}/commands")
     assert f"could not sync commands to guild {unknown}" in caplog.text
-    assert f"synced 7 commands to 1 of 2 configured guild(s) {world.guild_id}" in caplog.text
+    assert f"synced 8 commands to 1 of 2 configured guild(s) {world.guild_id}" in caplog.text
 
 
 # -- /ask ----------------------------------------------------------------------------------------
@@ -133,9 +131,13 @@ async def test_ask_defers_then_streams_the_workers_answer(
     first = calls[0]
     assert first.path.endswith("/callback") and first.json == {"type": 5}
     assert first.at - fake.interactions[payload["token"]].created < 3.0
-    [turn] = await service.store.history(key(world, world.general))
+    conversation = key(world, world.general, final["id"])  # a reply chain rooted at the answer
+    [turn] = await service.store.history(conversation)
     assert turn.user == "Why is the sky blue?"
     assert final["content"] == turn.assistant.strip()
+    assert await service.conversation_of(conversation) == conversation
+    assert await service.owner(conversation) == world.alice["id"]
+    assert await service.store.history(key(world, world.general)) == [], "nothing channel-wide"
     assert buttons(final) == {"Continue in thread": "airoboros:thread"}
 
     patches = original_edits(fake, payload)
@@ -168,19 +170,18 @@ async def test_rate_limited_ask_gets_an_ephemeral_reply(
     async with start_bot(rate_limit_per_minute=1) as bot:
         first = fake.slash("ask", world.general, world.alice, {"question": "one"})
         inject(bot, "INTERACTION_CREATE", first)
-        await final_answer(fake, bot, first)
+        alices = await final_answer(fake, bot, first)
         second = fake.slash("ask", world.general, world.alice, {"question": "two"})
         inject(bot, "INTERACTION_CREATE", second)
         reply = await ephemeral_reply(fake, second)
         other = fake.slash("ask", world.general, world.bob, {"question": "bob's"})
         inject(bot, "INTERACTION_CREATE", other)
-        await final_answer(fake, bot, other)
+        bobs = await final_answer(fake, bot, other)
     assert "asking too fast" in reply and "1 questions a minute" in reply
     assert len(fake.interaction_calls(second)) == 1, "refused before deferring"
-    assert [t.user for t in await service.store.history(key(world, world.general))] == [
-        "one",
-        "bob's",
-    ]
+    for answer, asked in ((alices, "one"), (bobs, "bob's")):
+        history = await service.store.history(key(world, world.general, answer["id"]))
+        assert [t.user for t in history] == [asked]
 
 
 # -- the engine down -----------------------------------------------------------------------------
@@ -239,8 +240,12 @@ async def test_engine_down_gets_an_ephemeral_message(
     async with running_bot(fake, world, service, redis, key_prefix) as bot:
         payload = fake.slash("ask", world.general, world.alice, {"question": "anyone there?"})
         inject(bot, "INTERACTION_CREATE", payload)
-        assert await ephemeral_reply(fake, payload) == ENGINE_DOWN
+        reply = await ephemeral_reply(fake, payload)
+    assert reply == OFFLINE and "an admin has been told" in reply
+    assert "airoboros-bot worker" not in reply, "no admin text for users"
     assert not await redis.xlen(Keys(key_prefix).jobs), "nothing was queued"
+    alert = await redis.hgetall(Keys(key_prefix).alerts("engine_offline"))
+    assert alert["count"] == "1" and "airoboros-bot worker" in alert["reason"], "for the admin"
 
 
 async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
@@ -265,7 +270,9 @@ async def test_engine_lost_after_deferral_gets_an_ephemeral_follow_up(
     assert callback(fake, payload)["type"] == 5
     assert fake.interaction_calls(payload)[-2].method == "DELETE", "the partial answer is removed"
     assert followup[0].json["flags"] == EPHEMERAL
-    assert "engine worker stopped before answering" in followup[0].json["content"]
+    assert followup[0].json["content"] == OFFLINE
+    alert = await redis.hgetall(Keys(key_prefix).alerts("engine_offline"))
+    assert "engine worker stopped before answering" in alert["reason"], "the admin is told why"
     assert_no_mentions(fake)
 
 
@@ -378,6 +385,53 @@ async def test_disallowed_guild_channel_and_role_are_refused_ephemerally(
     assert_no_mentions(fake)
 
 
+async def test_block_lists_win_over_the_allow_lists(
+    fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
+) -> None:
+    member, muted = world.member_role, world.muted_role
+    thread = fake.thread(world.random, "side", owner_id=world.alice["id"])
+    async with start_bot(
+        channel_ids=[int(world.general["id"]), int(world.random["id"])],
+        role_ids=[int(member)],
+        blocked_user_ids=[int(world.bob["id"])],
+        blocked_role_ids=[int(muted)],
+        blocked_channel_ids=[int(world.random["id"])],
+    ) as bot:
+        refused = {
+            "blocked user": fake.slash("help", world.general, world.bob, roles=[member]),
+            "blocked role": fake.slash("help", world.general, world.alice, roles=[member, muted]),
+            "blocked channel": fake.slash("help", world.random, world.alice, roles=[member]),
+            "its thread": fake.slash("help", thread, world.alice, roles=[member]),
+        }
+        for payload in refused.values():
+            inject(bot, "INTERACTION_CREATE", payload)
+        replies = {what: await ephemeral_reply(fake, p) for what, p in refused.items()}
+        allowed = fake.slash("help", world.general, world.alice, roles=[member])
+        inject(bot, "INTERACTION_CREATE", allowed)
+        assert "/ask" in await ephemeral_reply(fake, allowed)
+
+        mention = f"<@{fake.bot_user['id']}> hello?"
+        for author, roles in ((world.bob, [member]), (world.alice, [member, muted])):
+            message = fake.message_create(
+                world.general, author, mention, roles=roles, mentions=[fake.bot_user]
+            )
+            inject(bot, "MESSAGE_CREATE", message)
+        answered = fake.message_create(
+            world.general, world.alice, mention, roles=[member], mentions=[fake.bot_user]
+        )
+        inject(bot, "MESSAGE_CREATE", answered)  # handled after the two before it
+        posts = await fake.wait_for(lambda: fake.calls("POST", r"/channels/\d+/messages"))
+        assert await bot.running.wait_idle(15)
+    assert replies == {
+        "blocked user": "You can't use me here.",
+        "blocked role": "You can't use me here.",
+        "blocked channel": "I'm switched off in this channel.",
+        "its thread": "I'm switched off in this channel.",
+    }
+    assert [str(p.json["message_reference"]["message_id"]) for p in posts] == [answered["id"]]
+    assert len(fake.calls("POST", r"/channels/\d+/messages")) == 1, "blocked ones got nothing"
+
+
 async def test_direct_messages_follow_the_setting(
     fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
@@ -449,38 +503,58 @@ async def test_malformed_and_unknown_interactions_are_logged_and_ignored(
 
 
 # -- conversation settings ---------------------------------------------------------------------
-async def test_mode_is_stored_per_channel_and_thread_in_redis(
-    fake: FakeDiscord, world: World, redis: aioredis.Redis, key_prefix: str, start_bot: BotStarter
+async def test_channel_mode_is_for_moderators_and_new_conversations_start_with_it(
+    fake: FakeDiscord,
+    world: World,
+    service: ChatService,
+    redis: aioredis.Redis,
+    key_prefix: str,
+    start_bot: BotStarter,
 ) -> None:
-    thread = fake.thread(world.general, "t", owner_id=world.alice["id"])
+    older = fake.thread(world.general, "older", owner_id=world.alice["id"])
+    newer = fake.thread(world.general, "newer", owner_id=world.alice["id"])
     async with start_bot() as bot:
-        payload = fake.slash("mode", world.general, world.alice, {"mode": "no-history"})
+        started = fake.slash("mode", older, world.alice)  # its conversation starts: history
+        inject(bot, "INTERACTION_CREATE", started)
+        assert "Mode here: **history**" in await ephemeral_reply(fake, started)
+        refused = fake.slash("channel-mode", world.general, world.bob, {"mode": "no-history"})
+        inject(bot, "INTERACTION_CREATE", refused)
+        assert "Only an admin" in await ephemeral_reply(fake, refused)
+        payload = fake.slash(
+            "channel-mode", world.general, world.bob, {"mode": "no-history"}, moderator=True
+        )
         inject(bot, "INTERACTION_CREATE", payload)
         await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged)
-        shown = fake.slash("mode", thread, world.alice)
-        inject(bot, "INTERACTION_CREATE", shown)
-        in_thread = await ephemeral_reply(fake, shown)
+        shown = {}
+        for where, channel in (("channel", world.general), ("older", older), ("newer", newer)):
+            show = fake.slash("mode", channel, world.alice)
+            inject(bot, "INTERACTION_CREATE", show)
+            shown[where] = await ephemeral_reply(fake, show)
     body = callback(fake, payload)
     assert body["type"] == 4 and not body["data"].get("flags"), "announced in the channel"
-    assert "now **no-history**" in body["data"]["content"]
+    assert "from now on use **no-history**" in body["data"]["content"]
     conversation = Keys(key_prefix).conversation(key(world, world.general).id)
     assert await redis.hget(conversation, "mode") == "no-history"
-    assert "**history**" in in_thread, "the thread keeps its own mode"
+    assert shown["channel"].startswith("Mode here: **no-history**. New conversations here")
+    assert shown["older"] == "Mode here: **history**.", "a conversation keeps its mode"
+    assert shown["newer"] == "Mode here: **no-history**.", "a new one starts with the channel's"
     assert_no_mentions(fake)
 
 
-async def test_reset_forgets_the_conversation(
+async def test_reset_forgets_the_threads_conversation(
     fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    general = key(world, world.general)
-    await service.store.add_turn(general, Turn("q", "a"))
-    await service.store.add_turn(general, Turn("q2", "a2"))
+    thread = fake.thread(world.general, "t", owner_id=world.alice["id"])
+    conversation = key(world, world.general, thread["id"])
+    await service.begin(conversation, world.alice["id"])
+    await service.store.add_turn(conversation, Turn("q", "a"))
+    await service.store.add_turn(conversation, Turn("q2", "a2"))
     async with start_bot() as bot:
-        payload = fake.slash("reset", world.general, world.alice)
+        payload = fake.slash("reset", thread, world.alice)
         inject(bot, "INTERACTION_CREATE", payload)
         await fake.wait_for(lambda: fake.interactions[payload["token"]].acknowledged)
     assert "2 earlier turn(s) forgotten" in callback(fake, payload)["data"]["content"]
-    assert await service.store.history(general) == []
+    assert await service.store.history(conversation) == []
 
 
 async def test_help_lists_every_command(

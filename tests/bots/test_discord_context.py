@@ -6,16 +6,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
+
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.discord.client import AiroborosBot
 from tests.bots import discord_fixtures
-from tests.bots.discord_fixtures import BotStarter, key, written_answer
-from tests.fakes.discord import EPHEMERAL, FakeDiscord, World, assert_no_mentions, inject
+from tests.bots.discord_fixtures import BotStarter, Spied, key, running_bot, written_answer
+from tests.fakes.discord import (
+    EPHEMERAL,
+    FakeDiscord,
+    World,
+    assert_no_mentions,
+    buttons,
+    inject,
+)
 
-fake, world, start_bot = (
+fake, world, start_bot, spied = (
     discord_fixtures.fake,
     discord_fixtures.world,
     discord_fixtures.start_bot,
+    discord_fixtures.spied,
 )
 
 
@@ -143,37 +153,97 @@ async def test_questions_in_a_context_thread_are_answered_with_sources(
     assert_no_mentions(fake)
 
 
-async def test_add_as_context_goes_to_the_channels_context_thread(
+async def choose(fake: FakeDiscord, bot: AiroborosBot, menu: dict, label: str) -> str:
+    """Press a button of the private "where should it go?" answer to ``menu``; the reply."""
+    question = fake.original(menu)
+    press = fake.button_press(question["id"], buttons(question)[label], world_user(fake, menu))
+    inject(bot, "INTERACTION_CREATE", press)
+    await fake.wait_for(lambda: fake.original(menu)["components"] == [], 10, "the choice")
+    return fake.original(menu)["content"]
+
+
+def world_user(fake: FakeDiscord, payload: dict) -> dict:
+    return fake.interactions[payload["token"]].user
+
+
+async def add_as_context(
+    fake: FakeDiscord, bot: AiroborosBot, channel: dict, user: dict, target: dict
+) -> dict:
+    """Use "Add as context" on ``target``; wait for the private answer."""
+    menu = fake.message_command("Add as context", channel, user, target)
+    inject(bot, "INTERACTION_CREATE", menu)
+    await fake.wait_for(lambda: fake.original(menu).get("content"), 10, "the menu's answer")
+    return menu
+
+
+async def test_add_as_context_outside_a_thread_asks_where_and_does_what_was_chosen(
     fake: FakeDiscord, world: World, service: ChatService, start_bot: BotStarter
 ) -> None:
-    target = fake.message(world.general["id"], world.bob, "The meeting moved to Friday.")
-    async with start_bot() as bot:
-        plain = fake.message_command("Add as context", world.general, world.alice, target)
-        inject(bot, "INTERACTION_CREATE", plain)
-        await fake.wait_for(lambda: fake.original(plain).get("content"), 10)
-        thread = await open_context_thread(fake, bot, world, "Meetings")
-        menu = fake.message_command("Add as context", world.general, world.alice, target)
-        inject(bot, "INTERACTION_CREATE", menu)
-        await fake.wait_for(lambda: fake.original(menu).get("content"), 10)
-
+    meeting = fake.message(world.general["id"], world.bob, "The meeting moved to Friday.")
+    lunch = fake.message(world.general["id"], world.bob, "Lunch is at noon on Fridays.")
     general = key(world, world.general)
-    assert fake.calls("POST", rf"/interactions/{menu['id']}/.*/callback")[0].json == {
-        "type": 5,
-        "data": {"flags": EPHEMERAL},
-    }
-    assert f"to <#{world.general['id']}>" in fake.original(plain)["content"]
-    added = fake.original(menu)["content"]
+    async with start_bot() as bot:
+        # No context thread yet: a new one, or nothing.
+        cancelled = await add_as_context(fake, bot, world.general, world.alice, meeting)
+        asked = dict(fake.original(cancelled))
+        assert set(buttons(asked)) == {"New context thread", "Cancel"}
+        assert await choose(fake, bot, cancelled, "Cancel") == "Nothing was added."
+        assert await service.current_context(general) is None
+        # A new context thread, owned by whoever chose it, becomes the channel's.
+        made = await add_as_context(fake, bot, world.general, world.alice, meeting)
+        added = await choose(fake, bot, made, "New context thread")
+        [thread] = [c for c in fake.channels.values() if c.get("parent_id") == general.channel]
+        thread_key = key(world, world.general, thread["id"])
+        # With a context thread: it is offered by name.
+        offered = await add_as_context(fake, bot, world.general, world.alice, lunch)
+        choices = buttons(fake.original(offered))
+        to_current = await choose(fake, bot, offered, "Add to Context from Bob")
+        # The message waits 15 minutes for a choice; after that the question has expired.
+        stale = await add_as_context(fake, bot, world.general, world.alice, lunch)
+        store = service.store
+        async for name in store.redis.scan_iter(store.keys.pending_choice("*")):
+            await store.redis.delete(name)
+        expired = await choose(fake, bot, stale, "Cancel")
+        # In a thread, the message goes to its conversation without a question.
+        note = fake.message_create(thread, world.bob, "Bring snacks.")
+        inject(bot, "MESSAGE_CREATE", note)  # a post in the context thread: a block itself
+        await fake.wait_for(lambda: fake.calls("PUT", r"/channels/.*/reactions/.*"), 10)
+        side = fake.thread(world.random, "side", owner_id=world.bob["id"])
+        remark = fake.message(side["id"], world.bob, "Side remark.")
+        direct = await add_as_context(fake, bot, side, world.alice, remark)
+        # An unrelated question in the channel is not answered from any of it.
+        unrelated = fake.slash("ask", world.general, world.bob, {"question": "What is 2+2?"})
+        inject(bot, "INTERACTION_CREATE", unrelated)
+        answer = await written_answer(fake, bot, unrelated)
+
+    assert asked["flags"] & EPHEMERAL
+    assert asked["content"].startswith("Where should Bob's message go?")
+    [create] = fake.calls("POST", rf"/channels/{world.general['id']}/threads")
+    assert create.json["name"] == "Context from Bob"
     assert added.startswith(f"Added Bob's message (1 block(s)) to <#{thread['id']}>: ")
-    assert "of 2048 tokens in use" in added
-    [block] = await service.store.blocks(key(world, world.general, thread["id"]))
-    assert block.text == "The meeting moved to Friday."
-    assert block.metadata == {
-        "url": link(world, world.general["id"], target["id"]),
+    assert set(choices) == {"Add to Context from Bob", "New context thread", "Cancel"}
+    assert to_current.startswith(f"Added Bob's message (1 block(s)) to <#{thread['id']}>: ")
+    assert expired == "That choice has expired: use **Add as context** again."
+    blocks = await service.store.blocks(thread_key)
+    assert [b.text for b in blocks] == [
+        "The meeting moved to Friday.",
+        "Lunch is at noon on Fridays.",
+        "Bring snacks.",
+    ]
+    assert blocks[0].metadata == {
+        "url": link(world, world.general["id"], meeting["id"]),
         "date": today(),
         "author": "Bob",
         "channel": "#general",
     }
-    assert len(await service.store.blocks(general)) == 1, "before the thread: the channel's own"
+    assert await service.owner(thread_key) == world.alice["id"]
+    assert await service.current_context(general) == thread_key
+    side_key = key(world, world.random, side["id"])
+    assert fake.original(direct)["components"] == [], "no question in a thread"
+    assert fake.original(direct)["content"].startswith("Added Bob's message (1 block(s)) to ")
+    assert [b.text for b in await service.store.blocks(side_key)] == ["Side remark."]
+    assert await service.store.blocks(general) == [], "never the channel's own conversation"
+    assert "**Sources**" not in answer["content"], "2+2 is not answered from the blocks"
     assert_no_mentions(fake)
 
 
@@ -288,3 +358,35 @@ async def test_context_new_inside_a_thread_makes_it_a_context_thread(
     assert await service.context_target(key(world, world.general)) == thread_key
     assert "need a server text channel" in fake.original(in_dm)["content"]
     assert fake.original(in_dm)["flags"] & EPHEMERAL
+
+
+async def test_sources_list_only_the_blocks_the_answer_cites(
+    fake: FakeDiscord, world: World, spied: Spied, redis: aioredis.Redis, key_prefix: str
+) -> None:
+    async with running_bot(fake, world, spied.service, redis, key_prefix) as bot:
+        thread = await open_context_thread(fake, bot, world, "Berries")
+        tid = thread["id"]
+        blue = fake.message_create(thread, world.bob, "Blueberries are green now.")
+        red = fake.message_create(thread, world.alice, "Strawberries are blue now.")
+        for post in (blue, red):
+            inject(bot, "MESSAGE_CREATE", post)
+        await fake.wait_for(lambda: len(fake.calls("PUT", r"/channels/.*/reactions/.*")) == 2)
+        blue_url, red_url = link(world, tid, blue["id"]), link(world, tid, red["id"])
+        spied.model.script = f"Blueberries are green.\nSource:\nurl: {blue_url}"
+        cited = fake.slash("ask", thread, world.alice, {"question": "Blueberries?"})
+        inject(bot, "INTERACTION_CREATE", cited)
+        one = await written_answer(fake, bot, cited)
+        spied.model.script = "Green, I think."  # no Source lines: every block is listed
+        uncited = fake.slash("ask", thread, world.alice, {"question": "And again?"})
+        inject(bot, "INTERACTION_CREATE", uncited)
+        both = await written_answer(fake, bot, uncited)
+
+    prompt = spied.model.prompt_with("Blueberries?")
+    assert blue_url in prompt and red_url in prompt, "both blocks were sent to the model"
+    sources = one["content"].split("**Sources**\n")[1]
+    assert sources == f"1. [message by Bob](<{blue_url}>) — Bob, {today()}"
+    assert red_url not in one["content"]
+    assert both["content"].endswith(
+        f"**Sources**\n1. [message by Bob](<{blue_url}>) — Bob, {today()}\n"
+        f"2. [message by Alice](<{red_url}>) — Alice, {today()}"
+    )

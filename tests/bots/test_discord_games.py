@@ -422,7 +422,8 @@ async def test_stop_reveals_the_answer_and_late_answers_get_one_note(table: Tabl
         "/anagram or /words."
     )
     assert replies_to(fake, later) == [] and fake.reactions(later["id"]) == [], "told once"
-    [turn] = await service.store.history(general)
+    [answer] = replies_to(fake, chat)
+    [turn] = await service.store.history(key(world, world.general, answer["id"]))
     assert turn.user == "who won?", "after the game, questions go to the model again"
     assert nothing_to_stop["data"]["content"] == "No game is running here."
     assert (await engine.leaderboard(general)).leaderboard == ()
@@ -503,12 +504,16 @@ async def test_a_trivia_channel_plays_on_demand_and_leaves_the_model_out(table: 
 
     [note] = replies_to(fake, asked)
     assert note["content"] == TRIVIA_CHANNEL_NOTE
-    assert await service.store.history(room) == [], "the model was not asked in #random"
+    for message in fake.channel_messages(world.random["id"], bot_id):
+        answered = await service.conversation_of(key(world, world.random, message["id"]))
+        assert answered is None, "the model was not asked in #random"
     assert "Trivia: 1 question about anything (started by Alice)" in announcement["description"]
     assert "🥇 **Bob** · 10 points" in final["description"]
     assert "Give me 7 words that start with EN." in words["description"]
     assert await engine.status(key(world, world.general)) is None
-    assert [t.user for t in await service.store.history(key(world, world.general))] == ["hi"]
+    [answer] = replies_to(fake, question)
+    conversation = key(world, world.general, answer["id"])
+    assert [t.user for t in await service.store.history(conversation)] == ["hi"]
 
 
 async def test_the_word_list_scores_every_new_word(table: Table) -> None:

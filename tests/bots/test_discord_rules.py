@@ -25,7 +25,7 @@ from airoboros_bot.config.settings import DiscordSettings, load_settings
 from airoboros_bot.conversations.models import ContextBlock, ConversationKey
 from tests.fakes.discord import FakeDiscord
 
-GUILD, CHANNEL, THREAD, ROLE = 10, 20, 30, 40
+GUILD, CHANNEL, THREAD, ROLE, USER = 10, 20, 30, 40, 50
 
 
 def test_conversation_keys_follow_guild_channel_and_thread() -> None:
@@ -50,12 +50,48 @@ def test_conversation_keys_follow_guild_channel_and_thread() -> None:
         (AccessRules(role_ids=frozenset({ROLE})), Place(GUILD, CHANNEL), (), "roles"),
         (AccessRules(role_ids=frozenset({ROLE})), Place(GUILD, CHANNEL), (ROLE, 1), None),
         (AccessRules(role_ids=frozenset({ROLE}), allow_dms=True), Place(None, 5), (), None),
+        # Block lists: a block wins over every allow list.
+        (AccessRules(blocked_user_ids=frozenset({USER})), Place(GUILD, CHANNEL), (), "can't"),
+        (
+            AccessRules(allow_dms=True, blocked_user_ids=frozenset({USER})),
+            Place(None, 5),
+            (),
+            "can't",
+        ),
+        (AccessRules(blocked_user_ids=frozenset({99})), Place(GUILD, CHANNEL), (), None),
+        (
+            AccessRules(role_ids=frozenset({ROLE}), blocked_role_ids=frozenset({41})),
+            Place(GUILD, CHANNEL),
+            (ROLE, 41),
+            "can't",
+        ),
+        (AccessRules(blocked_role_ids=frozenset({41})), Place(GUILD, CHANNEL), (ROLE,), None),
+        (AccessRules(blocked_role_ids=frozenset({41}), allow_dms=True), Place(None, 5), (), None),
+        (
+            AccessRules(channel_ids=frozenset({CHANNEL}), blocked_channel_ids=frozenset({CHANNEL})),
+            Place(GUILD, CHANNEL),
+            (),
+            "switched off",
+        ),
+        (
+            AccessRules(blocked_channel_ids=frozenset({CHANNEL})),
+            Place(GUILD, THREAD, CHANNEL),
+            (),
+            "switched off",
+        ),
+        (
+            AccessRules(channel_ids=frozenset({CHANNEL}), blocked_channel_ids=frozenset({THREAD})),
+            Place(GUILD, THREAD, CHANNEL),
+            (),
+            "switched off",
+        ),
+        (AccessRules(blocked_channel_ids=frozenset({THREAD})), Place(GUILD, 21), (), None),
     ],
 )
 def test_access_rules(
     rules: AccessRules, place: Place, roles: tuple[int, ...], refused: str | None
 ) -> None:
-    reason = rules.refusal(place, roles)
+    reason = rules.refusal(place, roles, USER)
     if refused is None:
         assert reason is None
     else:
@@ -66,8 +102,19 @@ def test_access_rules_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AIROBOROS_DISCORD_GUILD_IDS", "[1, 2]")
     monkeypatch.setenv("AIROBOROS_DISCORD_ROLE_IDS", "[3]")
     monkeypatch.setenv("AIROBOROS_DISCORD_ALLOW_DMS", "true")
+    monkeypatch.setenv("AIROBOROS_DISCORD_BLOCKED_USER_IDS", "[4]")
+    monkeypatch.setenv("AIROBOROS_DISCORD_BLOCKED_ROLE_IDS", "[5, 6]")
+    monkeypatch.setenv("AIROBOROS_DISCORD_BLOCKED_CHANNEL_IDS", "[7]")
     rules = AccessRules.from_settings(load_settings().discord)
-    assert rules == AccessRules(frozenset({1, 2}), frozenset(), frozenset({3}), True)
+    assert rules == AccessRules(
+        frozenset({1, 2}),
+        frozenset(),
+        frozenset({3}),
+        True,
+        blocked_user_ids=frozenset({4}),
+        blocked_role_ids=frozenset({5, 6}),
+        blocked_channel_ids=frozenset({7}),
+    )
     assert AccessRules.from_settings(DiscordSettings()) == AccessRules()
 
 

@@ -15,7 +15,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from airoboros_bot.bots.core.render import WRITING_MARKER
-from airoboros_bot.bots.core.service import Answer, AnswerEvent, ChatService, Delta, Submitted
+from airoboros_bot.bots.core.service import (
+    Answer,
+    AnswerEvent,
+    ChatService,
+    Delta,
+    Restart,
+    Submitted,
+)
 from airoboros_bot.bots.discord.client import AiroborosBot
 from airoboros_bot.config.keys import Keys
 from airoboros_bot.config.settings import ChatSettings, EngineSettings
@@ -166,6 +173,9 @@ async def test_long_answers_continue_in_follow_ups_without_cutting_words_or_code
     assert len(posts) == len(followups) and all(r.query.get("wait") for r in posts)
     assert buttons(final) == {"Continue in thread": "airoboros:thread"}
     assert all(buttons(m) == {} for m in followups), "buttons only on the first message"
+    conversation = ConversationKey("discord", world.guild["id"], world.general["id"], final["id"])
+    for page in [final, *followups]:  # a reply to any page continues the conversation
+        assert await chat.conversation_of(conversation.at(page["id"])) == conversation
     follow_edits = [
         r
         for r in fake.interaction_calls(payload)
@@ -266,3 +276,95 @@ async def test_answers_to_mentions_are_edited_replies_with_more_pages(
     assert buttons(first) == {"Continue in thread": "airoboros:thread"}
     assert fake.calls("PATCH", rf"/channels/{world.general['id']}/messages/\d+")
     assert_no_mentions(fake)
+
+
+def page_versions(fake: FakeDiscord, payload: dict) -> list[list[tuple[float, str]]]:
+    """Each page of an answer to an interaction: (time, content) of its creation and of every
+    edit of its text, in order; deleted follow-ups included."""
+    record = fake.interactions[payload["token"]]
+    calls = fake.interaction_calls(payload)
+
+    def edits(suffix: str) -> list[tuple[float, str]]:
+        return [
+            (c.at, c.json["content"])
+            for c in calls
+            if c.method == "PATCH" and c.path.endswith(suffix) and "content" in c.json
+        ]
+
+    pages = [edits("/@original")]
+    posts = [c for c in calls if c.method == "POST" and not c.path.endswith("/callback")]
+    for post, message_id in zip(posts, record.followup_ids, strict=True):
+        pages.append([(post.at, post.json["content"]), *edits(f"/messages/{message_id}")])
+    return pages
+
+
+async def test_a_full_page_is_frozen_while_the_answer_streams(
+    fake: FakeDiscord, world: World, chat: ScriptedChat, redis: aioredis.Redis
+) -> None:
+    # As in the issue: page 1 showed about 1,900 characters; a paragraph break at 1,265 made
+    # a fresh split of the whole answer cut it there, moving 600 characters to page 2.
+    first = " ".join(f"alpha{i}" for i in range(154))
+    second = " ".join(f"beta{i}" for i in range(100))
+    rest = " ".join(f"gamma{i}" for i in range(700))
+    text = f"{first}\n\n{second} {rest}"
+    assert 1200 < len(first) < 1300 and 1850 < len(first) + 2 + len(second) < 1990
+
+    async def script(question: str) -> AsyncIterator[AnswerEvent]:
+        yield Submitted(JOB, 12, 0, ())
+        shown = len(first) + 2 + len(second)
+        yield Delta(text[: shown - 20])
+        await asyncio.sleep(1.1)
+        yield Delta(text[shown - 20 : shown])  # shown as one page of about 1,900 characters
+        for i in range(shown, len(text), 300):
+            await asyncio.sleep(0.15)
+            yield Delta(text[i : i + 300])
+        yield Answer(text, "eos", 900, 12, ())
+
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
+        payload = fake.slash("ask", world.general, world.alice, {"question": "long"})
+        inject(bot, "INTERACTION_CREATE", payload)
+        await written_answer(fake, bot, payload)
+        final = [fake.original(payload), *fake.followups(payload)]
+
+    versions = page_versions(fake, payload)
+    assert max(len(c) for _, c in versions[0]) > 1850, "page 1 was shown nearly full"
+    assert len(versions) == len(final) >= 3
+    for page, (edits, next_page) in enumerate(itertools.zip_longest(versions, versions[1:])):
+        contents = [c.removesuffix(WRITING_MARKER) for _, c in edits if c != "Thinking… ▌"]
+        for before, after in itertools.pairwise(contents):
+            assert after.startswith(before), f"page {page + 1} shrank"
+        if next_page:
+            assert [c for at, c in edits if at > next_page[0][0]] == [], f"page {page + 1} froze"
+    pages = [m["content"] for m in final]
+    assert all(len(p) <= 2000 for p in pages)
+    assert words(pages) == text.split()
+    assert not fake.calls("DELETE"), "nothing to take back"
+    assert_no_mentions(fake)
+
+
+async def test_pages_a_restarted_answer_no_longer_needs_are_deleted(
+    fake: FakeDiscord, world: World, chat: ScriptedChat, redis: aioredis.Redis
+) -> None:
+    long = " ".join(f"token{i}" for i in range(800))
+
+    async def script(question: str) -> AsyncIterator[AnswerEvent]:
+        yield Submitted(JOB, 12, 0, ())
+        await asyncio.sleep(1.1)
+        yield Delta(long)  # shown on several pages
+        await asyncio.sleep(1.1)
+        yield Restart()
+        await asyncio.sleep(1.1)
+        yield Delta("A short answer this time.")
+        yield Answer("A short answer this time.", "eos", 5, 12, ())
+
+    async with scripted_bot(fake, world, chat, script, redis) as bot:
+        payload = fake.slash("ask", world.general, world.alice, {"question": "again"})
+        inject(bot, "INTERACTION_CREATE", payload)
+        final = await written_answer(fake, bot, payload)
+
+    record = fake.interactions[payload["token"]]
+    assert len(record.followup_ids) >= 2, "the long answer had several pages"
+    deleted = fake.calls("DELETE", r"/webhooks/\d+/[^/]+/messages/\d+")
+    assert [r.path.rsplit("/", 1)[1] for r in deleted] == record.followup_ids[::-1]
+    assert fake.followups(payload) == [], "no orphan page"
+    assert final["content"] == "A short answer this time."

@@ -129,3 +129,106 @@ async def test_a_paused_edit_budget_gives_nothing_until_the_pause_ends() -> None
 def test_tiny_limits_are_refused(limit: int) -> None:
     with pytest.raises(ValueError):
         split_message("x", limit)
+
+
+# -- pages that never shrink -------------------------------------------------------------------
+def _without_marker(page: str) -> str:
+    return page.removesuffix(WRITING_MARKER)
+
+
+def _stream_pages(pieces: list[str], limit: int, final: Answer | None = None) -> list[list[str]]:
+    """The pages of a view after each piece of text (and after ``final``)."""
+    view = AnswerView(limit)
+    rounds = []
+    for piece in pieces:
+        view.apply(Delta(piece))
+        rounds.append(view.pages())
+    if final is not None:
+        view.apply(final)
+        rounds.append(view.pages())
+    return rounds
+
+
+def _assert_pages_only_grow(rounds: list[list[str]], limit: int) -> None:
+    for before, after in itertools.pairwise(rounds):
+        assert len(after) >= len(before), "no page disappears"
+        for index, page in enumerate(before):
+            shown = _without_marker(page)
+            assert _without_marker(after[index]).startswith(shown.removesuffix("\n```")), (
+                f"page {index} shrank"
+            )
+            if index < len(before) - 1:
+                assert after[index] == page, f"full page {index} changed"
+        assert all(len(p) <= limit for p in after)
+
+
+_WORDS = st.text(alphabet=st.sampled_from("abcdé"), min_size=1, max_size=30)
+_SEPARATORS = st.sampled_from([" ", " ", " ", "\n", "\n\n", "\n```python\n", "\n```\n"])
+
+
+@given(
+    st.lists(st.tuples(_WORDS, _SEPARATORS), min_size=1, max_size=400),
+    st.lists(st.integers(1, 300), min_size=1, max_size=50),
+    st.integers(60, 600),
+)
+def test_streamed_pages_only_grow_and_lose_nothing(
+    words: list[tuple[str, str]], sizes: list[int], limit: int
+) -> None:
+    text = "".join(word + separator for word, separator in words)
+    text += "\n```" if text.count("```") % 2 else ""
+    pieces, at = [], 0
+    for size in itertools.cycle(sizes):
+        if at >= len(text):
+            break
+        pieces.append(text[at : at + size])
+        at += size
+    rounds = _stream_pages(pieces, limit, Answer(text, "eos", 1, 1, ()))
+    _assert_pages_only_grow(rounds, limit)
+    final = rounds[-1]
+    assert [w for w in " ".join(final).split() if not w.startswith("```")] == [
+        w for w in text.split() if not w.startswith("```")
+    ]
+    for page in final:
+        assert len(re.findall(r"^\s*```", page, re.MULTILINE)) % 2 == 0, "code blocks closed"
+
+
+def test_a_full_page_keeps_what_it_showed_when_a_paragraph_break_is_earlier() -> None:
+    # The answer of the issue: page 1 showed 1,895 characters, then (re-split whole) 1,268.
+    first = "word " * 253  # 1,265 characters, then a paragraph break
+    second = "more " * 126  # page 1 then shows about 1,900 characters
+    text = first.strip() + "\n\n" + second + "rest " * 400
+    pieces = [text[i : i + 50] for i in range(0, len(text), 50)]
+    rounds = _stream_pages(pieces, 2000, Answer(text.strip(), "eos", 1, 1, ()))
+    shown = max(len(r[0]) for r in rounds if len(r) == 1)
+    assert shown > 1890
+    assert split_message(text, 2000)[0] == first.strip(), "a fresh split cuts at the break"
+    assert len(rounds[-1][0]) >= shown - len(WRITING_MARKER), "the page did not shrink"
+    _assert_pages_only_grow(rounds, 2000)
+
+
+class RemovingSink(RecordingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[str] = []
+        self.removed: list[int] = []
+
+    async def update(self, index: int, content: str, *, final: bool) -> None:
+        await super().update(index, content, final=final)
+        if index == len(self.pages):
+            self.pages.append(content)
+        self.pages[index] = content
+
+    async def remove(self, index: int) -> None:
+        assert index == len(self.pages) - 1, "the last page goes first"
+        self.pages.pop()
+        self.removed.append(index)
+
+
+async def test_pages_a_restarted_answer_no_longer_has_are_removed() -> None:
+    sink = RemovingSink()
+    long = "word " * 900
+    items: list[tuple[float, AnswerEvent]] = [(0.0, Delta(long)), (1.0, Restart())]
+    items += [(2.0, Delta("Short now.")), (3.0, Answer("Short now.", "eos", 3, 10, ()))]
+    await stream_answer(_events(sink, items), sink, AnswerView(2000), clock=lambda: sink.now)
+    assert sink.removed == [2, 1]
+    assert sink.pages == ["Short now."]

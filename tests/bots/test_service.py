@@ -144,6 +144,12 @@ async def test_a_new_conversation_has_an_owner_and_the_channels_default_mode(
     assert await service.get_mode(CHANNEL.at("t2")) is Mode.HISTORY
     # Private conversations follow the channel's default unless switched.
     assert await service.get_mode(CHANNEL.private_for("carol")) is Mode.HISTORY
+    # Begun before its channel had a default: it keeps the one it started with.
+    other = ConversationKey("test", "w", "other").at("t1")
+    await service.begin(other, "bob")
+    await service.set_channel_mode(other.channel_key, "no-history")
+    await service.begin(other, "bob")
+    assert await service.get_mode(other) is Mode.HISTORY, "begun with the configured default"
 
 
 async def test_only_the_owner_or_an_admin_may_reset_switch_or_clear(

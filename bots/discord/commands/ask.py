@@ -1,11 +1,18 @@
 """Questions and their answers on Discord: `/ask`, questions in chat messages, streaming into
-a sink, the Stop button, and "Continue in thread"."""
+a sink, the Stop button, and "Continue in thread".
+
+Which conversation a question belongs to: a top-level `/ask` or mention in a channel starts a
+new one, rooted at the bot's answer (a reply chain); a reply to any of the bot's answers
+continues that answer's conversation, mention or not; a thread (and a DM) is one conversation;
+a private `/ask` is the user's own conversation in that channel or thread, never shared. Every
+answer message is linked to its conversation (`ChatService.link`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -28,11 +35,31 @@ from airoboros_bot.bots.discord.running import RunningAnswer, RunningAnswers
 from airoboros_bot.bots.discord.sinks import AnswerSink, InteractionSink, ReplySink
 from airoboros_bot.config.errors import AiroborosError
 from airoboros_bot.conversations.models import ConversationKey
+from airoboros_bot.engine.client import EngineUnavailable
 
 log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 1.0
 CHAT_THREAD_META = "discord_chat_thread"
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question asked in a chat message, and the conversation it continues (None: it starts
+    a new one, rooted at the answer)."""
+
+    text: str
+    key: ConversationKey | None
+
+
+def conversation_here(place: Place, user_id: int, *, private: bool) -> ConversationKey | None:
+    """The conversation a question asked here with `/ask` belongs to: the user's private one,
+    the thread's or the DM's, or None in a channel (each question there starts one)."""
+    if private:
+        return place.key.private_for(str(user_id))
+    if place.in_thread or place.guild_id is None:
+        return place.key
+    return None
 
 
 def _offers_thread(place: Place) -> bool:
@@ -68,13 +95,21 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
         if refusal:
             await reply_ephemeral(interaction, refusal)
             return
-        await interaction.response.defer(thinking=True, ephemeral=private)
-        sink = InteractionSink(interaction, private=private, offer_thread=_offers_thread(place))
-        await self.answer(place.key, interaction.user.id, question, sink)
+        deferred = await interaction.response.defer(thinking=True, ephemeral=private)
+        sink = InteractionSink(
+            interaction,
+            private=private,
+            offer_thread=_offers_thread(place),
+            first_id=deferred.message_id if deferred else None,
+        )
+        key = conversation_here(place, interaction.user.id, private=private)
+        await self.answer(place, interaction.user.id, question, sink, key=key)
 
-    async def answer_message(self, message: discord.Message, place: Place, question: str) -> None:
-        """A question asked in a chat message (mention, DM or chat thread)."""
-        if not question:
+    async def answer_message(
+        self, message: discord.Message, place: Place, question: Question
+    ) -> None:
+        """A question asked in a chat message (mention, reply, DM or chat thread)."""
+        if not question.text:
             await reply_to(message, "Ask me something after the mention.")
             return
         refusal = await self.admission.refusal(message.author.id)
@@ -82,20 +117,54 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
             await reply_to(message, refusal)
             return
         sink = ReplySink(message, offer_thread=_offers_thread(place))
-        await self.answer(place.key, message.author.id, question, sink)
+        await self.answer(place, message.author.id, question.text, sink, key=question.key)
+
+    async def replied_conversation(
+        self, message: discord.Message, place: Place
+    ) -> ConversationKey | None:
+        """The conversation a reply to one of the bot's answers continues (None: the message
+        replies to nothing the bot wrote)."""
+        reference = message.reference
+        if (
+            reference is None
+            or reference.message_id is None
+            or reference.type is not discord.MessageReferenceType.reply
+            or reference.channel_id != message.channel.id
+        ):
+            return None
+        return await self.service.conversation_of(place.key.at(str(reference.message_id)))
 
     async def answer(
-        self, key: ConversationKey, user_id: int, question: str, sink: AnswerSink
+        self,
+        place: Place,
+        user_id: int,
+        question: str,
+        sink: AnswerSink,
+        *,
+        key: ConversationKey | None,
     ) -> None:
-        """Ask the service and stream the answer into ``sink``; failures replace it."""
-        running = self.running.start(key, user_id)
+        """Ask the service in conversation ``key`` (None: a new one, rooted at the answer) and
+        stream the answer into ``sink``; failures replace it."""
+        running = self.running.start(place.key, user_id)
         view = AnswerView(limit=text.MESSAGE_LIMIT, format_sources=text.format_sources)
         sink.running, sink.view = running, view
+        job_id = self.service.new_job_id()
         try:
-            async with contextlib.aclosing(self.service.ask(key, question)) as events:
+            await self.running.queued(running, job_id)  # Stop works from the first moment
+            first = await sink.open()
+            key = await self._conversation(place, key, user_id, first)
+            asked = self.service.ask(key, question, job_id=job_id)
+            async with contextlib.aclosing(asked) as events:
                 tracked = self._track(events, running)
                 await stream_answer(tracked, sink, view, interval_s=EDIT_INTERVAL_S)
             await sink.settle()
+            if not key.user:
+                for page in sink.page_ids():
+                    await self.service.link(place.key.at(str(page)), key)
+        except EngineUnavailable as exc:
+            message = await self.admission.alerts.engine_offline(exc.user_message)
+            with contextlib.suppress(discord.HTTPException):
+                await sink.fail(message)
         except AiroborosError as exc:
             log.info("answer failed: %s", exc.user_message)
             with contextlib.suppress(discord.HTTPException):
@@ -104,6 +173,21 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
             log.warning("Discord refused an update of an answer: %s %s", exc.status, exc.text)
         finally:
             self.running.finish(running)
+
+    async def _conversation(
+        self, place: Place, key: ConversationKey | None, user_id: int, first: int | None
+    ) -> ConversationKey:
+        """The conversation to ask in, started (owner, channel mode) and linked to the
+        answer's first message; ``key`` None starts one rooted at that message."""
+        if key is None:
+            assert first is not None, "a new conversation needs its answer's message"
+            key = place.key.at(str(first))
+        if key.user:
+            return key  # private: ephemeral answers cannot be replied to
+        await self.service.begin(key, str(user_id))
+        if first is not None:
+            await self.service.link(place.key.at(str(first)), key)
+        return key
 
     async def _track(
         self, events: AsyncIterator[AnswerEvent], running: RunningAnswer
@@ -146,11 +230,14 @@ class AskCommands(commands.Cog, name=ANSWER_BUTTONS_COG):
             await reply_ephemeral(interaction, f"I could not open a thread here ({exc.text}).")
             return
         thread_key = Place(place.guild_id, thread.id, place.channel_id).key
-        store = self.service.store
-        for turn in await store.history(place.key):
-            await store.add_turn(thread_key, turn)
-        await self.service.set_mode(thread_key, await self.service.get_mode(place.key))
-        await store.set_meta(thread_key, CHAT_THREAD_META, str(interaction.user.id))
+        source = await self.service.conversation_of(place.key.at(str(interaction.message.id)))
+        await self.service.begin(thread_key, str(interaction.user.id))
+        if source is not None and source != thread_key:  # a later answer of a reply chain
+            store = self.service.store
+            for turn in await store.history(source):
+                await store.add_turn(thread_key, turn)
+            await self.service.set_mode(thread_key, await self.service.get_mode(source))
+        await self.service.store.set_meta(thread_key, CHAT_THREAD_META, str(interaction.user.id))
         self.places.remember_thread(thread)
         await interaction.edit_original_response(view=None, allowed_mentions=NO_MENTIONS)
         await thread.send(text.CHAT_THREAD_WELCOME, allowed_mentions=NO_MENTIONS)

@@ -12,12 +12,13 @@ from tests.fakes.discord.checks import assert_no_mentions, buttons, message_requ
 from tests.fakes.discord.gateway import World, discord_api, inject, logged_in, make_world
 from tests.fakes.discord.rules import EPHEMERAL, LOADING, MAX_CONTENT, DiscordError
 from tests.fakes.discord.server import FakeDiscord, Recorded
-from tests.fakes.discord.state import FAKE_TOKEN, Interaction
+from tests.fakes.discord.state import FAKE_TOKEN, MANAGE_MESSAGES, Interaction
 
 __all__ = [
     "EPHEMERAL",
     "FAKE_TOKEN",
     "LOADING",
+    "MANAGE_MESSAGES",
     "MAX_CONTENT",
     "DiscordError",
     "FakeDiscord",

@@ -33,7 +33,7 @@ def inject(client: discord.Client, event: str, payload: Any) -> None:
 
 @dataclass
 class World:
-    """A guild with two text channels, a role and two users, as the gateway announced it."""
+    """A guild with two text channels, two roles and two users, as the gateway announced it."""
 
     guild: dict[str, Any]
     general: dict[str, Any]
@@ -41,6 +41,7 @@ class World:
     member_role: str
     alice: dict[str, Any]
     bob: dict[str, Any]
+    muted_role: str = ""
 
     @property
     def guild_id(self) -> int:
@@ -50,10 +51,11 @@ class World:
 
 def make_world(fake: FakeDiscord) -> World:
     """Create the guild, channels and users on the fake server."""
-    guild = fake.guild("Airoboros Lab", ["general", "random"], ["member"])
+    guild = fake.guild("Airoboros Lab", ["general", "random"], ["member", "muted"])
     general, random = (fake.channels[c["id"]] for c in guild["channels"])
+    member, muted = (role["id"] for role in guild["roles"][1:])
     return World(
-        guild, general, random, guild["roles"][1]["id"], fake.user("alice"), fake.user("bob")
+        guild, general, random, member, fake.user("alice"), fake.user("bob"), muted_role=muted
     )
 
 

@@ -31,6 +31,8 @@ MEMBER_PERMISSIONS = str(
     | (1 << 35)
     | (1 << 38)
 )
+MANAGE_MESSAGES = 1 << 13
+MODERATOR_PERMISSIONS = str(int(MEMBER_PERMISSIONS) | MANAGE_MESSAGES)
 APP_PERMISSIONS = str(
     (1 << 10) | (1 << 11) | (1 << 16) | (1 << 6) | (1 << 35) | (1 << 38) | (1 << 14)
 )
@@ -127,9 +129,15 @@ class DiscordState:
         }
 
     def member(
-        self, user: Mapping[str, Any], roles: Iterable[str] = (), *, admin: bool = False
+        self,
+        user: Mapping[str, Any],
+        roles: Iterable[str] = (),
+        *,
+        admin: bool = False,
+        moderator: bool = False,
     ) -> dict[str, Any]:
-        """A guild member object for ``user`` (an ordinary member unless ``admin``)."""
+        """A guild member object for ``user``: an ordinary member, one who may also manage
+        messages (``moderator``), or one with every permission (``admin``)."""
         return {
             "user": dict(user),
             "nick": None,
@@ -141,7 +149,13 @@ class DiscordState:
             "mute": False,
             "flags": 0,
             "pending": False,
-            "permissions": ALL_PERMISSIONS if admin else MEMBER_PERMISSIONS,
+            "permissions": (
+                ALL_PERMISSIONS
+                if admin
+                else MODERATOR_PERMISSIONS
+                if moderator
+                else MEMBER_PERMISSIONS
+            ),
         }
 
     def role(self, name: str, guild_id: str | None = None) -> dict[str, Any]:
@@ -328,12 +342,40 @@ class DiscordState:
         roles: Iterable[str] = (),
         attachments: Iterable[Mapping[str, Any]] = (),
         mentions: Iterable[Mapping[str, Any]] = (),
+        reply_to: Mapping[str, Any] | None = None,
+        ping: bool = False,
     ) -> dict[str, Any]:
-        """A MESSAGE_CREATE payload for a user's message in ``channel``."""
+        """A MESSAGE_CREATE payload for a user's message in ``channel``.
+
+        ``reply_to`` makes it a reply (type 19) to that message, as Discord sends one: a
+        message reference and the referenced message; its author is mentioned only with
+        ``ping`` (the reply's "@ on" switch).
+        """
+        mentions = [dict(m) for m in mentions]
+        reference = None
+        if reply_to is not None:
+            reference = {
+                "type": 0,
+                "message_id": reply_to["id"],
+                "channel_id": reply_to["channel_id"],
+                "fail_if_not_exists": False,
+            }
+            if channel.get("guild_id"):
+                reference["guild_id"] = channel["guild_id"]
+            if ping and all(m["id"] != reply_to["author"]["id"] for m in mentions):
+                mentions.append(dict(reply_to["author"]))
         message = self.message(
-            channel["id"], author, content, attachments=attachments, mentions=mentions
+            channel["id"],
+            author,
+            content,
+            attachments=attachments,
+            mentions=mentions,
+            kind=19 if reply_to is not None else 0,
+            message_reference=reference,
         )
         payload = dict(message)
+        if reply_to is not None:
+            payload["referenced_message"] = dict(self.messages.get(reply_to["id"], reply_to))
         if channel.get("guild_id"):
             payload["guild_id"] = channel["guild_id"]
             member = self.member(author, roles)
@@ -349,6 +391,8 @@ class DiscordState:
         user: Mapping[str, Any],
         roles: Iterable[str],
         message: Mapping[str, Any] | None = None,
+        *,
+        moderator: bool = False,
     ) -> dict[str, Any]:
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         record = Interaction(
@@ -380,7 +424,7 @@ class DiscordState:
         if guild_id:
             payload["guild_id"] = guild_id
             payload["guild_locale"] = "en-US"
-            payload["member"] = self.member(user, roles)
+            payload["member"] = self.member(user, roles, moderator=moderator)
             payload["authorizing_integration_owners"] = {"0": guild_id}
             payload["context"] = 0
         else:
@@ -404,8 +448,10 @@ class DiscordState:
         *,
         subcommand: str | None = None,
         roles: Iterable[str] = (),
+        moderator: bool = False,
     ) -> dict[str, Any]:
-        """An INTERACTION_CREATE payload for ``/name [subcommand] options...``."""
+        """An INTERACTION_CREATE payload for ``/name [subcommand] options...`` (run by someone
+        who may manage messages there with ``moderator``)."""
         values = [
             {"name": key, "type": _option_type(value), "value": value}
             for key, value in (options or {}).items()
@@ -413,7 +459,7 @@ class DiscordState:
         if subcommand:
             values = [{"name": subcommand, "type": 1, "options": values}]
         return self._command_interaction(
-            name, 1, {"options": values} if values else {}, channel, user, roles
+            name, 1, {"options": values} if values else {}, channel, user, roles, moderator
         )
 
     def message_command(
@@ -437,13 +483,14 @@ class DiscordState:
         channel: Mapping[str, Any],
         user: Mapping[str, Any],
         roles: Iterable[str],
+        moderator: bool = False,
     ) -> dict[str, Any]:
         """An INTERACTION_CREATE payload running command ``name`` of type ``kind``."""
         command = self._command(name, kind, channel.get("guild_id"))
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": kind, **extra}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
-        return self._interaction(2, data, channel, user, roles)
+        return self._interaction(2, data, channel, user, roles, moderator=moderator)
 
     def button_press(
         self,
