@@ -54,7 +54,8 @@ def _handler(interaction: discord.Interaction) -> ButtonHandler | None:
 
 class StopButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"airoboros:stop:(?P<job>[0-9a-f]{1,64}):(?P<user>[0-9]{1,20})",
+    # Job ids are hex, or ``tag~hex`` from the engine client (its reply reader's hash tag).
+    template=r"airoboros:stop:(?P<job>[0-9a-z~]{1,64}):(?P<user>[0-9]{1,20})",
 ):
     """Stops the answer of job ``job_id``; only its asker (or a message manager) may."""
 

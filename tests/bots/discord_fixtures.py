@@ -29,7 +29,7 @@ from airoboros_bot.config.settings import ChatSettings, DiscordSettings, EngineS
 from airoboros_bot.conversations.models import ConversationKey
 from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
-from airoboros_bot.engine.generator import Generator, OnToken, SamplingParams
+from airoboros_bot.engine.generator import Generator, LiveTokens, OnToken, SamplingParams
 from airoboros_bot.engine.worker import Worker
 from tests.fakes.discord import (
     EPHEMERAL,
@@ -109,15 +109,26 @@ class SpyModel(Generator):
         sampling: SamplingParams,
         on_token: OnToken | None = None,
         seed: int | None = None,
+        *,
+        live: LiveTokens | None = None,
     ) -> list[list[int]]:
         hf = self.tokenizer._tokenizer
         for prompt in prompts:
             self.prompts.append(self.tokenizer.decode([hf.token_to_id(t) for t in prompt]))
         if self.script is None:
-            return super().generate(prompts, max_new_tokens, sampling, on_token, seed)
+            return super().generate(prompts, max_new_tokens, sampling, on_token, seed, live=live)
         answers = []
         for index, limit in enumerate(max_new_tokens):
             ids = hf.encode(self.script, add_special_tokens=False).ids[:limit]
+            if live is not None:  # as the worker reads them: appended to its lists
+                for token_id in ids:
+                    if live.stop[index]:
+                        break
+                    live.ids[index].append(token_id)
+                    if len(live.ids[index]) == 1 and live.on_first_token is not None:
+                        live.on_first_token()
+                answers.append(live.ids[index])
+                continue
             for token_id in ids:
                 if on_token is not None and on_token(index, token_id):
                     break
