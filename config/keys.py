@@ -48,6 +48,11 @@ class Keys:
         """The reply stream of one job."""
         return f"{self._job(job_id)}:out"
 
+    @property
+    def job_output_pattern(self) -> str:
+        """Pattern matching the reply stream of every job (``tag~`` ids included)."""
+        return f"{self.prefix}:job:*:out"
+
     def job_run(self, job_id: str) -> str:
         """Hash fencing a job's output: attempt, owner token, last sequence number, done."""
         return f"{self._job(job_id)}:run"

@@ -177,8 +177,12 @@ class QueueScripts:
     def queue(
         pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
     ) -> None:
-        """Queue ``script`` on ``pipe``."""
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        """Queue ``script`` on ``pipe``.
+
+        (A plain ``EVALSHA`` command: redis-py's cluster pipeline refuses its ``evalsha()``
+        method, but routes the command by its keys, which are all of one slot here.)
+        """
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def load(self) -> None:
         """Make the server know every script (after a restart it knows none)."""

@@ -104,7 +104,7 @@ async def dispatch_and_finish(
 
 async def job_outputs(redis: aioredis.Redis, key_prefix: str) -> list[str]:
     """Reply streams of every job submitted so far (done jobs leave the job stream)."""
-    return [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
+    return [k async for k in redis.scan_iter(Keys(key_prefix).job_output_pattern)]
 
 
 def ephemerals(fake: FakeSlack, user: str = "U1") -> list[str]:

@@ -681,7 +681,7 @@ async def test_a_trivia_game_end_to_end_on_the_real_worker(table: Table) -> None
         final = await embed_titled(fake, world.general, "Trivia over")
 
     assert "did not pass the checks" in note["description"]
-    asked = [k async for k in redis.scan_iter(Keys(table.key_prefix).job_output("*"))]
+    asked = [k async for k in redis.scan_iter(Keys(table.key_prefix).job_output_pattern)]
     assert asked, "the model was asked for a question first"
     assert winner["description"].startswith("**Alice** got it")
     [row] = (await engine.leaderboard(general)).leaderboard

@@ -16,8 +16,9 @@ from airoboros_bot.engine.protocol import Chunk, Job, Sampling
 from airoboros_bot.engine.redis_connect import RedisClient
 from tests.engine import conftest as engine_fixtures
 from tests.engine import test_faults, test_worker
-from tests.engine.test_faults import FAST_RECLAIM, PROMPT, WorkerProcesses
+from tests.engine.test_faults import FAST_RECLAIM, PROMPT
 from tests.scale_out.borrow import borrow
+from tests.worker_processes import WorkerProcesses
 
 borrow(globals(), engine_fixtures)
 borrow(globals(), test_worker)

@@ -77,7 +77,7 @@ async def test_complete_asks_the_real_model_one_single_turn(
     assert isinstance(text, str)
     assert await service.store.history(KEY) == []  # nothing stored
     # The job's reply stream: the prompt was exactly the single-turn template.
-    [out_key] = [k async for k in redis.scan_iter(Keys(key_prefix).job_output("*"))]
+    [out_key] = [k async for k in redis.scan_iter(Keys(key_prefix).job_output_pattern)]
     chunks = [Chunk.from_fields(f) for _, f in await redis.xrange(out_key)]
     done = chunks[-1]
     assert done.kind == "done" and done.text == text and done.tokens <= 8
