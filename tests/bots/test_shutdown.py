@@ -19,8 +19,8 @@ import pytest
 
 from airoboros_bot.engine.model.demo import build_demo_model
 from tests.bots import slack_fixtures
-from tests.bots.fake_slack import FakeSlack, command_body, signed_request
 from tests.bots.slack_fixtures import SECRET
+from tests.fakes.slack import FakeSlack, command_body, signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_WITHIN_S = 2.0
