@@ -60,7 +60,9 @@ class Keys:
     def job_submitted(self, job_id: str) -> str:
         """The job's current entry id on the job stream (same slot as the stream): a retried
         submission finds it and queues nothing twice."""
-        return f"{{{self.jobs}}}:submitted:{job_id}"
+        # Under the prefix (an ACL rule ``~airoboros:*`` covers it), tagged with the job
+        # stream's name: the slot of ``{airoboros:jobs}`` is the slot of ``airoboros:jobs``.
+        return f"{self.prefix}:submitted:{{{self.jobs}}}:{job_id}"
 
     def reply_wake(self, reader_tag: str) -> str:
         """A stream that wakes one process's reply reader when it has a new stream to watch

@@ -158,7 +158,7 @@ class Worker:
             asyncio.create_task(self._cancel_listener(), name="worker-cancels"),
         ]
         batches: set[asyncio.Task[None]] = set()
-        self.log.info("ready: %s", self.generator.describe())
+        log.info("worker %s ready: %s", self.name, self.generator.describe())
         try:
             while not self._stopping.is_set():
                 if not await self._take_slot():
