@@ -42,7 +42,7 @@ from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.model.demo import (
     BUILDER,
     CONTEXT_LENGTH,
-    llama_decoder_spec,
+    random_llama_spec,
     train_demo_tokenizer,
 )
 from airoboros_bot.engine.model.manifest import MANIFEST_FILE
@@ -107,31 +107,16 @@ def build_random_llama(out_dir: Path, shape: ModelShape, *, seed: int = 0) -> Pa
         spec.weight = pool[start : start + rows * cols].reshape(rows, cols).copy()
         spec.weight_scale = np.full(rows, scale, dtype=np.float32)
 
-    def ones() -> np.ndarray:
-        return np.ones(hidden, dtype=np.float16)
-
-    spec = llama_decoder_spec(shape.num_layers, shape.num_heads)
-    decoder = spec.decoder
-    int8_weights(decoder.embeddings, len(vocab), hidden)
-    decoder.layer_norm.gamma = ones()
-    for layer in decoder.layer:
-        layer.self_attention.layer_norm.gamma = ones()
-        int8_weights(layer.self_attention.linear[0], 3 * hidden, hidden)  # fused q, k, v
-        int8_weights(layer.self_attention.linear[1], hidden, hidden)
-        layer.ffn.layer_norm.gamma = ones()
-        int8_weights(layer.ffn.linear_0, ffn, hidden)  # gate
-        int8_weights(layer.ffn.linear_0_noact, ffn, hidden)  # up
-        int8_weights(layer.ffn.linear_1, hidden, ffn)  # down
-    int8_weights(decoder.projection, len(vocab), hidden)
-    bias = np.zeros(len(vocab), dtype=np.float16)
-    bias[vocab.index("</s>")] = NO_EOS_BIAS
-    decoder.projection.bias = bias
-    spec.register_vocabulary(vocab)
-    spec.config.bos_token = "<s>"
-    spec.config.eos_token = "</s>"
-    spec.config.unk_token = "<unk>"
-    spec.config.layer_norm_epsilon = 1e-6
-    spec.validate()
+    spec = random_llama_spec(
+        vocab,
+        hidden_size=hidden,
+        ffn_size=ffn,
+        num_layers=shape.num_layers,
+        num_heads=shape.num_heads,
+        set_weight=int8_weights,
+        dtype=np.float16,
+        eos_bias=NO_EOS_BIAS,
+    )
     spec.save(str(out_dir))
     tok.save(str(out_dir / "tokenizer.json"))
     manifest = {

@@ -8,9 +8,9 @@ answers are noise; it lets every other part of the bot run without the real mode
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -159,6 +159,52 @@ def llama_decoder_spec(num_layers: int, num_heads: int) -> TransformerDecoderMod
     return spec
 
 
+def random_llama_spec(
+    vocab: list[str],
+    *,
+    hidden_size: int,
+    ffn_size: int,
+    num_layers: int,
+    num_heads: int,
+    set_weight: Callable[[Any, int, int], None],
+    dtype: type = np.float32,
+    eos_bias: float = 0.0,
+) -> TransformerDecoderModelSpec:
+    """A validated LLaMA decoder spec: every matrix set by ``set_weight(spec, rows, cols)``, the
+    norms at one, LLaMA's special tokens, and `</s>`'s logit raised by `eos_bias` (when not 0).
+
+    The demo model and the benchmarks' 7B-shaped model differ only in how they fill matrices.
+    """
+    spec = llama_decoder_spec(num_layers, num_heads)
+    decoder = spec.decoder
+
+    def ones() -> np.ndarray:
+        return np.ones(hidden_size, dtype=dtype)
+
+    set_weight(decoder.embeddings, len(vocab), hidden_size)
+    decoder.layer_norm.gamma = ones()
+    for layer in decoder.layer:
+        layer.self_attention.layer_norm.gamma = ones()
+        set_weight(layer.self_attention.linear[0], 3 * hidden_size, hidden_size)  # fused qkv
+        set_weight(layer.self_attention.linear[1], hidden_size, hidden_size)
+        layer.ffn.layer_norm.gamma = ones()
+        set_weight(layer.ffn.linear_0, ffn_size, hidden_size)  # gate
+        set_weight(layer.ffn.linear_0_noact, ffn_size, hidden_size)  # up
+        set_weight(layer.ffn.linear_1, hidden_size, ffn_size)  # down
+    set_weight(decoder.projection, len(vocab), hidden_size)
+    if eos_bias:
+        bias = np.zeros(len(vocab), dtype=dtype)
+        bias[vocab.index("</s>")] = eos_bias
+        decoder.projection.bias = bias
+    spec.register_vocabulary(vocab)
+    spec.config.bos_token = "<s>"
+    spec.config.eos_token = "</s>"
+    spec.config.unk_token = "<unk>"
+    spec.config.layer_norm_epsilon = 1e-6
+    spec.validate()
+    return spec
+
+
 def build_demo_model(
     out_dir: Path,
     *,
@@ -185,35 +231,21 @@ def build_demo_model(
     ffn = ffn_size or _llama_ffn_size(hidden_size)
     rng = np.random.default_rng(seed)
 
-    def weight(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
+    def weight(linear: Any, rows: int, cols: int) -> None:
+        linear.weight = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(
+            np.float32
+        )
 
-    def ones() -> np.ndarray:
-        return np.ones(hidden_size, dtype=np.float32)
-
-    spec = llama_decoder_spec(num_layers, num_heads)
-    decoder = spec.decoder
-    decoder.embeddings.weight = weight(len(vocab), hidden_size)
-    decoder.layer_norm.gamma = ones()
-    for layer in decoder.layer:
-        layer.self_attention.layer_norm.gamma = ones()
-        layer.self_attention.linear[0].weight = weight(3 * hidden_size, hidden_size)  # fused qkv
-        layer.self_attention.linear[1].weight = weight(hidden_size, hidden_size)
-        layer.ffn.layer_norm.gamma = ones()
-        layer.ffn.linear_0.weight = weight(ffn, hidden_size)  # gate
-        layer.ffn.linear_0_noact.weight = weight(ffn, hidden_size)  # up
-        layer.ffn.linear_1.weight = weight(hidden_size, ffn)  # down
-    decoder.projection.weight = weight(len(vocab), hidden_size)
-    if eos_bias:
-        bias = np.zeros(len(vocab), dtype=np.float32)
-        bias[SPECIAL_TOKENS.index("</s>")] = eos_bias
-        decoder.projection.bias = bias
-    spec.register_vocabulary(vocab)
-    spec.config.bos_token = "<s>"
-    spec.config.eos_token = "</s>"
-    spec.config.unk_token = "<unk>"
-    spec.config.layer_norm_epsilon = 1e-6
-    spec.validate()
+    spec = random_llama_spec(
+        vocab,
+        hidden_size=hidden_size,
+        ffn_size=ffn,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        set_weight=weight,
+        dtype=np.float32,
+        eos_bias=eos_bias,
+    )
     spec.optimize(quantization=quantization)
     spec.save(str(out_dir))
 
