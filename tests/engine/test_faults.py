@@ -19,6 +19,7 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.client import EngineClient, JobFailed, JobHandle, Queued
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Chunk, Job, Sampling
+from airoboros_bot.engine.redis_connect import RedisClient, connect
 from airoboros_bot.engine.worker import Worker
 from tests.polling import queue_settles
 from tests.restartable_valkey import RestartableValkey
@@ -111,7 +112,7 @@ class Restartable(NamedTuple):
     """An engine client on a Redis server the test stops and starts again."""
 
     server: RestartableValkey
-    redis: aioredis.Redis
+    redis: RedisClient
     keys: Keys
     client: EngineClient
 
@@ -126,7 +127,9 @@ class Restartable(NamedTuple):
 @pytest.fixture
 async def restartable(tmp_path: Path) -> AsyncIterator[Restartable]:
     server = RestartableValkey(tmp_path / "valkey")
-    redis = aioredis.Redis.from_url(server.url, decode_responses=True)
+    # Built as the bots and workers build theirs: it reconnects and retries across the restart
+    # (a plain client gives up on the first pooled connection the restart closed).
+    redis = await connect(server.url)
     keys = Keys("restart")
     client = EngineClient(redis, keys, first_chunk_timeout_s=30, poll_block_ms=200)
     try:

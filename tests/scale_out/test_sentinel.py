@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,18 +44,8 @@ def group(tmp_path: Path) -> Iterator[SentinelGroup]:
 
 @pytest.fixture
 def redis_url(group: SentinelGroup) -> str:
-    """AIROBOROS_REDIS_URL of the Sentinel group."""
+    """AIROBOROS_REDIS_URL of the Sentinel group (conftest's `redis` connects through it)."""
     return group.url
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[RedisClient]:
-    """A client of whichever server the Sentinels name primary."""
-    client = await connect(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def _first_write_after(url: str, since: float, timeout_s: float) -> float:
