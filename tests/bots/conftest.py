@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,11 +12,9 @@ import redis.asyncio as aioredis
 from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.games import Clock, GameEngine, GameOutput, QuestionModel
 from airoboros_bot.config.keys import Keys
-from airoboros_bot.config.settings import ChatSettings, EngineSettings, GameSettings
-from airoboros_bot.conversations.store import ConversationStore
-from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.config.settings import EngineSettings, GameSettings
 from airoboros_bot.engine.generator import Generator
-from airoboros_bot.engine.worker import Worker
+from tests.bots.running_service import service_on_worker
 
 
 @pytest.fixture(scope="session")
@@ -38,22 +35,8 @@ async def service(
 ) -> AsyncIterator[ChatService]:
     """The chat service with a running worker behind it."""
     keys = Keys(key_prefix)
-    worker = Worker(redis, generator, keys, engine_settings, name="bots-test")
-    await worker.heartbeat()
-    task = asyncio.create_task(worker.run())
-    service = ChatService(
-        ConversationStore(redis, keys),
-        EngineClient(redis, keys, first_chunk_timeout_s=20, poll_block_ms=200),
-        generator.tokenizer.count,
-        ChatSettings(),
-        engine_settings,
-    )
-    try:
+    async with service_on_worker(redis, keys, generator, engine_settings, "bots-test") as service:
         yield service
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 120)
-        await service.engine.close()
 
 
 GameEngineFactory = Callable[..., GameEngine]

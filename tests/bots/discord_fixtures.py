@@ -9,7 +9,6 @@ parameters); likewise ``start_bot`` and ``spied``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,12 +24,10 @@ from airoboros_bot.bots.core.service import ChatService
 from airoboros_bot.bots.discord.client import AiroborosBot, build_discord_bot
 from airoboros_bot.bots.games import GameEngine
 from airoboros_bot.config.keys import Keys
-from airoboros_bot.config.settings import ChatSettings, DiscordSettings, EngineSettings
+from airoboros_bot.config.settings import DiscordSettings, EngineSettings
 from airoboros_bot.conversations.models import ConversationKey
-from airoboros_bot.conversations.store import ConversationStore
-from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator, LiveTokens, OnToken, SamplingParams
-from airoboros_bot.engine.worker import Worker
+from tests.bots.running_service import service_on_worker
 from tests.fakes.discord import (
     EPHEMERAL,
     LOADING,
@@ -158,21 +155,10 @@ async def spied(
     keys = Keys(key_prefix)
     model = SpyModel(demo_model_dir)
     settings = EngineSettings(batch_wait_ms=10, heartbeat_s=0.5, max_new_tokens=128)
-    worker = Worker(redis, model, keys, settings, name="spy")
-    await worker.heartbeat()
-    task = asyncio.create_task(worker.run())
-    service = ChatService(
-        ConversationStore(redis, keys),
-        EngineClient(redis, keys, first_chunk_timeout_s=20, poll_block_ms=200),
-        model.tokenizer.count,
-        ChatSettings(),
-        settings,
-    )
     try:
-        yield Spied(service, model)
+        async with service_on_worker(redis, keys, model, settings, "spy") as service:
+            yield Spied(service, model)
     finally:
-        worker.stop()
-        await asyncio.wait_for(task, 120)
         model.close()
 
 
