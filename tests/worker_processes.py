@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from airoboros_bot.engine.client import EngineClient
+from airoboros_bot.engine.client import EngineClient, JobHandle
+from airoboros_bot.engine.protocol import Chunk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +73,24 @@ async def wait_for_workers(client: EngineClient, names: set[str], timeout: float
         if time.monotonic() > deadline:
             raise AssertionError(f"workers {sorted(names)} never all reported in")
         await asyncio.sleep(0.05)
+
+
+async def kill_every_attempt(
+    client: EngineClient,
+    workers: WorkerProcesses,
+    handle: JobHandle,
+    victim: subprocess.Popen,
+    *,
+    kills: int = 2,
+) -> None:
+    """Read the job's answer, SIGKILLing the worker running it at each of its first ``kills``
+    attempts and starting a fresh one (``doomed-N``); returns when the stream ends (a job that
+    fails too often ends it with `JobFailed`, which propagates)."""
+    killed = 0
+    async for chunk in client.stream(handle):
+        if isinstance(chunk, Chunk) and chunk.kind in ("start", "reset") and killed < kills:
+            await asyncio.sleep(0.2)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            killed += 1
+            victim = workers.start(f"doomed-{killed}")

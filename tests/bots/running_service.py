@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +12,7 @@ from airoboros_bot.conversations.store import ConversationStore
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.redis_connect import RedisClient
-from airoboros_bot.engine.worker import Worker
+from tests.running_worker import running_worker
 
 
 @asynccontextmanager
@@ -21,19 +20,15 @@ async def service_on_worker(
     redis: RedisClient, keys: Keys, model: Generator, settings: EngineSettings, name: str
 ) -> AsyncIterator[ChatService]:
     """The chat service with a worker running ``model`` behind it; both stopped after."""
-    worker = Worker(redis, model, keys, settings, name=name)
-    await worker.heartbeat()
-    task = asyncio.create_task(worker.run())
-    service = ChatService(
-        ConversationStore(redis, keys),
-        EngineClient(redis, keys, first_chunk_timeout_s=20, poll_block_ms=200),
-        model.tokenizer.count,
-        ChatSettings(),
-        settings,
-    )
-    try:
-        yield service
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 120)
-        await service.engine.close()
+    async with running_worker(redis, model, keys, settings, name):
+        service = ChatService(
+            ConversationStore(redis, keys),
+            EngineClient(redis, keys, first_chunk_timeout_s=20, poll_block_ms=200),
+            model.tokenizer.count,
+            ChatSettings(),
+            settings,
+        )
+        try:
+            yield service
+        finally:
+            await service.engine.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +12,7 @@ from airoboros_bot.config.settings import EngineSettings
 from airoboros_bot.engine.client import EngineClient
 from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.worker import Worker
+from tests.running_worker import running_worker
 
 
 @pytest.fixture(scope="session")
@@ -49,14 +49,10 @@ async def worker(
     redis: aioredis.Redis, key_prefix: str, generator: Generator, engine_settings: EngineSettings
 ) -> AsyncIterator[Worker]:
     """A running worker; stopped after the test."""
-    worker = Worker(redis, generator, Keys(key_prefix), engine_settings, name="test-worker")
-    await worker.heartbeat()
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(
+        redis, generator, Keys(key_prefix), engine_settings, "test-worker"
+    ) as worker:
         yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 120)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from airoboros_bot.engine.redis_connect import RedisClient, connect
 from airoboros_bot.engine.worker import Worker
 from tests.polling import queue_settles
 from tests.restartable_valkey import RestartableValkey
-from tests.worker_processes import WorkerProcesses, wait_for_workers
+from tests.worker_processes import WorkerProcesses, kill_every_attempt, wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "A chat between a curious user and an assistant. USER: Tell me a long story. ASSISTANT: "
@@ -93,14 +93,7 @@ async def test_a_job_that_keeps_failing_is_dead_lettered(
         await wait_for_workers(client, {"doomed-0"})
         handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
         with pytest.raises(JobFailed, match="gave up"):
-            kills = 0
-            async for chunk in client.stream(handle):
-                if isinstance(chunk, Chunk) and chunk.kind in ("start", "reset") and kills < 2:
-                    await asyncio.sleep(0.2)
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait(10)
-                    kills += 1
-                    victim = workers.start(f"doomed-{kills}")
+            await kill_every_attempt(client, workers, handle, victim)
     finally:
         workers.stop_all()
     keys = Keys(key_prefix)

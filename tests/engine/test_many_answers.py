@@ -20,6 +20,7 @@ from airoboros_bot.engine.generator import Generator
 from airoboros_bot.engine.protocol import Job, Sampling
 from airoboros_bot.engine.redis_connect import connect
 from airoboros_bot.engine.worker import Worker
+from tests.running_worker import running_worker
 from tests.worker_processes import WorkerProcesses, wait_for_workers
 
 PROMPT = "A chat between a curious user and an assistant. USER: Hi! ASSISTANT: "
@@ -88,14 +89,10 @@ async def long_answers(
     redis: aioredis.Redis, key_prefix: str, generator: Generator
 ) -> AsyncIterator[Worker]:
     settings = EngineSettings(batch_wait_ms=5, heartbeat_s=0.5, max_batch_size=8)
-    worker = Worker(redis, generator, Keys(key_prefix), settings, name="long")
-    await worker.heartbeat()
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(
+        redis, generator, Keys(key_prefix), settings, "long", stop_timeout_s=60
+    ) as worker:
         yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 60)
 
 
 async def test_past_the_cap_a_question_is_refused_as_busy(

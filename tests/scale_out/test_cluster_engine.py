@@ -4,7 +4,6 @@ and real worker processes killed mid-answer (tests borrowed from tests/engine)."
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 import pytest
@@ -12,13 +11,13 @@ import pytest
 from airoboros_bot.config.keys import CONSUMER_GROUP, Keys
 from airoboros_bot.engine.client import EngineClient, JobFailed
 from airoboros_bot.engine.generator import Generator
-from airoboros_bot.engine.protocol import Chunk, Job, Sampling
+from airoboros_bot.engine.protocol import Job, Sampling
 from airoboros_bot.engine.redis_connect import RedisClient
 from tests.engine import conftest as engine_fixtures
 from tests.engine import test_faults, test_worker
 from tests.engine.test_faults import FAST_RECLAIM, PROMPT
 from tests.scale_out.borrow import borrow
-from tests.worker_processes import WorkerProcesses
+from tests.worker_processes import WorkerProcesses, kill_every_attempt, wait_for_workers
 
 borrow(globals(), engine_fixtures)
 borrow(globals(), test_worker)
@@ -41,20 +40,10 @@ async def test_a_job_that_keeps_failing_is_dead_lettered_on_the_cluster(
     )
     try:
         victim = workers.start("doomed-0")
-        for _ in range(200):
-            if "doomed-0" in await client.live_workers():
-                break
-            await asyncio.sleep(0.1)
+        await wait_for_workers(client, {"doomed-0"})
         handle = await client.submit(Job(PROMPT, max_new_tokens=1800, sampling=Sampling(0.9)))
         with pytest.raises(JobFailed, match="gave up"):
-            kills = 0
-            async for chunk in client.stream(handle):
-                if isinstance(chunk, Chunk) and chunk.kind in ("start", "reset") and kills < 2:
-                    await asyncio.sleep(0.2)
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait(10)
-                    kills += 1
-                    victim = workers.start(f"doomed-{kills}")
+            await kill_every_attempt(client, workers, handle, victim)
         deadline = time.monotonic() + 10
         while (await redis.xpending(keys.jobs, CONSUMER_GROUP))["pending"]:
             assert time.monotonic() < deadline, "the dead-lettered job was never acknowledged"
